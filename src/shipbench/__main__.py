@@ -1,0 +1,3 @@
+from shipbench.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Rubric audit of a finished project: facts, API verification, checks, scoring, reports."""

@@ -1,0 +1,98 @@
+"""Audit one project directory against a task pack: files -> facts -> API verification -> checks
+-> scores.
+
+Invariants: the audit of a readable directory always returns an `AuditResult` (a crashing check
+is recorded in facts['check_errors'] and scored as if it found nothing, never raised); the result
+is a pure function of the directory's contents, the task pack and the gem sources.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shipbench import __version__
+from shipbench.audit.checks import AuditContext, Hit
+from shipbench.audit.facts import extract_facts
+from shipbench.audit.files import ProjectFiles
+from shipbench.audit.models import AuditResult, Evidence
+from shipbench.audit.ruby.verify import verify_project
+from shipbench.audit.scoring import score
+from shipbench.tasks.pack import TaskPack, load_task
+
+
+class AuditInputError(Exception):
+    """The path given to audit is not a directory that can be read."""
+
+
+def audit_project(
+    project_dir: Path | str,
+    task: TaskPack | str = "rails-chat",
+    gem_sources: dict[str, Path] | None = None,
+) -> AuditResult:
+    pack = task if isinstance(task, TaskPack) else load_task(task)
+    root = Path(project_dir)
+    if not root.exists():
+        raise AuditInputError(f"{root}: no such directory")
+    if not root.is_dir():
+        raise AuditInputError(f"{root}: not a directory")
+
+    files = ProjectFiles.scan(root)
+    facts = extract_facts(files)
+    ctx = AuditContext(project_root=root.resolve(), files=files, task=pack, facts=facts)
+
+    check_errors: list[str] = []
+    if facts.is_rails:
+        ctx.api = verify_project(ctx, gem_sources or {})
+        hits = _run_checks(ctx, check_errors)
+        verdict = "scored"
+    else:
+        hits = _no_app_hits(pack, ctx)
+        verdict = "empty directory: nothing to audit" if not files.files else (
+            "not a Rails project: no Gemfile declaring rails and no config/application.rb"
+        )
+
+    dimensions, total, tier = score(pack.rubric, hits)
+    findings = [f for d in dimensions for f in d.findings]
+    fact_dump: dict[str, object] = facts.model_dump(mode="json")
+    fact_dump.setdefault("persistence", "none")
+    fact_dump.update(ctx.derived)
+    fact_dump["api_sources"] = [s.model_dump(mode="json") for s in ctx.api.sources]
+    fact_dump["api_verified"] = ctx.api.verified
+    fact_dump["files_scanned"] = len(files.files)
+    fact_dump["files_truncated"] = files.truncated
+    if check_errors:
+        fact_dump["check_errors"] = check_errors
+    issues = sorted([*files.issues, *ctx.parse_issues.values()], key=lambda i: (i.path, i.status))
+    calls = sorted(ctx.api.calls, key=lambda c: (c.path, c.line, c.call, c.verdict))
+    return AuditResult(
+        task=pack.id,
+        project=root.resolve().name,
+        score=total,
+        tier=tier,  # type: ignore[arg-type]
+        verdict=verdict,
+        dimensions=dimensions,
+        findings=findings,
+        api_calls=calls,
+        facts=dict(sorted(fact_dump.items())),
+        file_issues=issues,
+        shipbench_version=__version__,
+    )
+
+
+def _run_checks(ctx: AuditContext, errors: list[str]) -> list[Hit]:
+    hits: list[Hit] = []
+    for check in ctx.task.checks:
+        try:
+            hits.extend(check(ctx))
+        except Exception as exc:  # a bug in one check must not lose the rest of the audit
+            errors.append(f"{getattr(check, '__name__', check)!s}: {exc!r}")
+    return hits
+
+
+def _no_app_hits(pack: TaskPack, ctx: AuditContext) -> list[Hit]:
+    evidence = (Evidence(path=".", line=0, snippet="no Rails application in this directory"),)
+    return [
+        Hit(rule=f"{d.id}.no_app", message="No Rails application to assess.", evidence=evidence)
+        for d in pack.rubric.dimensions
+        if f"{d.id}.no_app" in pack.rubric.rules
+    ]

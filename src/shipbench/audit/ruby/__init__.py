@@ -1,0 +1,1 @@
+"""Ruby source analysis: parsing, gem API indexes, call verification."""

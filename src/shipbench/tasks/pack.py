@@ -1,0 +1,189 @@
+"""Task packs: a directory with task.toml, rubric.toml and a checks module.
+
+Invariants: a pack is validated as a whole when loaded (schema, weights, every rule's dimension
+exists, prompt files exist, the checks module imports and exposes CHECKS); any problem raises
+`TaskPackError` with a message naming the file and the field, never a bare traceback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tomllib
+from collections.abc import Iterable
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+if TYPE_CHECKING:
+    from shipbench.audit.checks import Check
+
+_M = TypeVar("_M", bound=BaseModel)
+BUILTIN_DIR = Path(__file__).parent
+BUILTIN_TASKS = {"rails-chat": BUILTIN_DIR / "rails_chat"}
+
+
+class TaskPackError(Exception):
+    """A task pack that cannot be used, with a message a user can act on."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Phase(_Strict):
+    id: str
+    prompt: str
+
+
+class Requirement(_Strict):
+    id: str
+    text: str
+
+
+class TaskSpec(_Strict):
+    id: str
+    title: str
+    checks: str = "checks"
+    phases: list[Phase] = Field(min_length=1)
+    requirements: list[Requirement] = Field(min_length=1)
+    rubyllm: dict[str, Any] = Field(default_factory=dict)
+
+
+class Dimension(_Strict):
+    id: str
+    title: str
+    weight: int = Field(gt=0)
+
+
+class Rule(_Strict):
+    dimension: str
+    points: int = Field(gt=0)
+    max_points: int | None = Field(default=None, gt=0)
+    why: str
+
+    @property
+    def cap(self) -> int:
+        return self.max_points or self.points
+
+
+class Rubric(_Strict):
+    tiers: dict[str, int]
+    dimensions: list[Dimension] = Field(min_length=1)
+    rules: dict[str, Rule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rubric:
+        total = sum(d.weight for d in self.dimensions)
+        if total != 100:
+            raise ValueError(f"dimension weights add up to {total}, not 100")
+        ids = [d.id for d in self.dimensions]
+        if len(set(ids)) != len(ids):
+            raise ValueError("dimension ids are not unique")
+        for rule_id, rule in self.rules.items():
+            if rule.dimension not in ids:
+                raise ValueError(f"rule {rule_id!r} names unknown dimension {rule.dimension!r}")
+            if not rule_id.startswith(rule.dimension + "."):
+                raise ValueError(f"rule {rule_id!r} must be prefixed by its dimension {rule.dimension!r}")
+        if set(self.tiers) != {"A", "B", "C"}:
+            raise ValueError("tiers must define exactly A, B and C thresholds (D is the rest)")
+        if not self.tiers["A"] > self.tiers["B"] > self.tiers["C"] >= 0:
+            raise ValueError("tier thresholds must satisfy A > B > C >= 0")
+        return self
+
+    def tier(self, score: int) -> str:
+        for name in ("A", "B", "C"):
+            if score >= self.tiers[name]:
+                return name
+        return "D"
+
+    def dimension(self, dim_id: str) -> Dimension:
+        return next(d for d in self.dimensions if d.id == dim_id)
+
+
+class TaskPack:
+    """A loaded, validated task pack."""
+
+    def __init__(self, root: Path, spec: TaskSpec, rubric: Rubric) -> None:
+        self.root = root
+        self.spec = spec
+        self.rubric = rubric
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    def prompt(self, phase_id: str) -> str:
+        phase = next(p for p in self.spec.phases if p.id == phase_id)
+        return (self.root / phase.prompt).read_text(encoding="utf-8")
+
+    @cached_property
+    def checks(self) -> list[Check]:
+        return _load_checks(self.root, self.spec.checks)
+
+
+def load_task(name_or_path: str | Path) -> TaskPack:
+    """Load a built-in task by id (`rails-chat`) or a task pack directory."""
+    root = BUILTIN_TASKS.get(str(name_or_path)) or Path(name_or_path)
+    if not root.is_dir():
+        known = ", ".join(sorted(BUILTIN_TASKS))
+        raise TaskPackError(f"unknown task {str(name_or_path)!r}: not a built-in ({known}) nor a directory")
+    rubric = _parse(Rubric, root / "rubric.toml")
+    spec = _parse(TaskSpec, root / "task.toml")
+    for phase in spec.phases:
+        if not (root / phase.prompt).is_file():
+            raise TaskPackError(f"{root / 'task.toml'}: phase {phase.id!r} prompt {phase.prompt!r} not found")
+    pack = TaskPack(root.resolve(), spec, rubric)
+    _ = pack.checks  # import now so a broken module fails at load time
+    return pack
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise TaskPackError(f"{path}: missing (a task pack needs task.toml and rubric.toml)") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise TaskPackError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def _parse(model: type[_M], path: Path) -> _M:
+    try:
+        return model.model_validate(_read_toml(path))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise TaskPackError(f"{path}: {problems}") from exc
+
+
+def _load_checks(root: Path, module_name: str) -> list[Check]:
+    candidates = [root / module_name / "__init__.py", root / f"{module_name}.py"]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        raise TaskPackError(f"{root}: checks module {module_name!r} not found (checks.py or checks/)")
+    qualified = f"shipbench_taskpack_{abs(hash(str(root)))}_{module_name}"
+    if root.resolve() == BUILTIN_TASKS["rails-chat"].resolve():
+        qualified = "shipbench.tasks.rails_chat.checks"
+    module = sys.modules.get(qualified)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(
+            qualified, path, submodule_search_locations=[str(path.parent)] if path.name == "__init__.py" else None
+        )
+        if spec is None or spec.loader is None:
+            raise TaskPackError(f"{path}: cannot be imported")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[qualified] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[qualified]
+            raise TaskPackError(f"{path}: checks module failed to import: {exc!r}") from exc
+    checks = getattr(module, "CHECKS", None)
+    if not isinstance(checks, Iterable) or not all(callable(c) for c in checks):
+        raise TaskPackError(f"{path}: must define CHECKS, a list of check functions")
+    return list(checks)
+
