@@ -1,0 +1,7 @@
+"""rails-chat checks for the `deliverables` dimension."""
+
+from __future__ import annotations
+
+from shipbench.audit.checks import Check
+
+CHECKS: list[Check] = []
