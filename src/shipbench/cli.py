@@ -26,7 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -78,6 +78,42 @@ def audit(
         _emit(to_json(result), json_path)
     if json_path is not None or md_path is not None:
         err.print(f"{result.project}: {result.score}/100 tier {result.tier} ({result.verdict})", highlight=False)
+
+
+@app.command()
+def demo(
+    examples: Annotated[
+        Path | None, typer.Option(help="Directory of example projects (default: the bundled rails-chat corpus).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write each audit JSON into this directory.")] = None,
+) -> None:
+    """Audit the bundled example projects offline and print their ranking (no API key needed)."""
+    from shipbench.demo import (
+        DEFAULT_EXAMPLES,
+        DEFAULT_GEM_SOURCES,
+        audit_examples,
+        example_projects,
+        ranking_table,
+        write_results,
+    )
+
+    examples_dir = examples or DEFAULT_EXAMPLES
+    if not examples_dir.is_dir():
+        raise _fail(f"{examples_dir}: no example projects here (pass --examples DIR)")
+    projects = example_projects(examples_dir)
+    if not projects:
+        raise _fail(f"{examples_dir}: contains no project directories")
+    sources = {name: path for name, path in DEFAULT_GEM_SOURCES.items() if path.is_dir()}
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    rows = audit_examples(projects, load_task("rails-chat"), sources, console)
+    title = (
+        f"rails-chat audit of {len(rows)} example projects (hand-written fixtures, not agent runs; "
+        f"API verified against: {', '.join(f'{k}={v.name}' for k, v in sources.items()) or 'nothing'})"
+    )
+    console.print(ranking_table(rows, title))
+    if out is not None:
+        write_results(rows, out)
+        console.print(f"audit JSON written to {out}")
 
 
 @app.command()

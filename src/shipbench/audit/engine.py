@@ -42,6 +42,7 @@ def audit_project(
 
     check_errors: list[str] = []
     if facts.is_rails:
+        _parse_sources(ctx)
         ctx.api = verify_project(ctx, gem_sources or {})
         hits = _run_checks(ctx, check_errors)
         verdict = "scored"
@@ -77,6 +78,12 @@ def audit_project(
         file_issues=issues,
         shipbench_version=__version__,
     )
+
+
+def _parse_sources(ctx: AuditContext) -> None:
+    """Parse every Ruby/ERB/JS file of the app once, so syntax errors are recorded even if no check reads them."""
+    for source in ctx.app_files():
+        ctx.parsed(source.rel)
 
 
 def _run_checks(ctx: AuditContext, errors: list[str]) -> list[Hit]:
