@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.conftest import write_tree
 from typer.testing import CliRunner
 
 from shipbench.cli import app
-from tests.conftest import write_tree
 
 runner = CliRunner()
 
@@ -22,7 +22,9 @@ def test_audit_json_to_stdout(tmp_path: Path) -> None:
 
 
 def test_audit_json_and_md_files(tmp_path: Path) -> None:
-    project = write_tree(tmp_path / "p", {"Gemfile": 'gem "rails"\n', "config/application.rb": "module A; end\n"})
+    project = write_tree(
+        tmp_path / "p", {"Gemfile": 'gem "rails"\n', "config/application.rb": "module A; end\n"}
+    )
     out_json, out_md = tmp_path / "out" / "a.json", tmp_path / "out" / "a.md"
     result = runner.invoke(app, ["audit", str(project), "--json", str(out_json), "--md", str(out_md)])
     assert result.exit_code == 0, result.output

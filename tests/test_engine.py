@@ -6,12 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.conftest import write_tree
 
 from shipbench.audit.engine import AuditInputError, audit_project
 from shipbench.audit.serialize import to_json
 from shipbench.tasks import load_task
 from shipbench.tasks.pack import BUILTIN_TASKS
-from tests.conftest import write_tree
 
 
 def test_empty_directory_scores_zero_with_a_reason(tmp_path: Path) -> None:
@@ -53,7 +53,9 @@ def test_crashing_check_is_recorded_not_raised(tmp_path: Path) -> None:
         "def fine(ctx):\n    yield Hit('deliverables.compose_missing', 'no compose', (ctx.absent('compose'),))\n"
         "CHECKS = [boom, fine]\n",
     )
-    project = write_tree(tmp_path / "proj", {"Gemfile": 'gem "rails"\n', "config/application.rb": "module X; end\n"})
+    project = write_tree(
+        tmp_path / "proj", {"Gemfile": 'gem "rails"\n', "config/application.rb": "module X; end\n"}
+    )
     result = audit_project(project, load_task(pack))
     assert result.facts["check_errors"] == ["boom: RuntimeError('kaboom')"]
     assert [f.rule for f in result.findings] == ["deliverables.compose_missing"]
@@ -76,6 +78,10 @@ def test_unparsable_ruby_is_recorded(tmp_path: Path) -> None:
 def test_same_input_gives_byte_identical_json(tmp_path: Path) -> None:
     project = write_tree(
         tmp_path,
-        {"Gemfile": 'gem "rails"\ngem "ruby_llm"\n', "config/application.rb": "module X; end\n", "b.rb": "x\n"},
+        {
+            "Gemfile": 'gem "rails"\ngem "ruby_llm"\n',
+            "config/application.rb": "module X; end\n",
+            "b.rb": "x\n",
+        },
     )
     assert to_json(audit_project(project)) == to_json(audit_project(project))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from shipbench.audit.files import MAX_FILE_BYTES, ProjectFiles
 from tests.conftest import write_tree
+
+from shipbench.audit.files import MAX_FILE_BYTES, ProjectFiles
 
 
 def test_skips_vendor_node_modules_tmp_log_git(tmp_path: Path) -> None:
@@ -63,7 +64,10 @@ def test_binary_and_huge_files_are_recorded(tmp_path: Path) -> None:
     )
     files = ProjectFiles.scan(tmp_path)
     assert list(files.files) == ["ok.rb"]
-    assert {(i.path, i.status) for i in files.issues} == {("public/logo.png", "binary"), ("big.rb", "too_large")}
+    assert {(i.path, i.status) for i in files.issues} == {
+        ("public/logo.png", "binary"),
+        ("big.rb", "too_large"),
+    }
 
 
 def test_under_filters_by_prefix_and_suffix(tmp_path: Path) -> None:

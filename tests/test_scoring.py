@@ -45,7 +45,11 @@ def test_same_key_merges_evidence() -> None:
 
 
 def test_dimension_floor_and_exact_accounting() -> None:
-    hits = [Hit(rule, "m", EV) for rule in RUBRIC.rules if rule.startswith("persistence.") and "no_app" not in rule]
+    hits = [
+        Hit(rule, "m", EV)
+        for rule in RUBRIC.rules
+        if rule.startswith("persistence.") and "no_app" not in rule
+    ]
     dims, _, _ = score(RUBRIC, hits)
     persistence = _dim(dims, "persistence")
     assert persistence.score == 0
@@ -77,4 +81,13 @@ def test_unknown_rule_is_rejected() -> None:
 
 
 def test_tier_thresholds() -> None:
-    assert [RUBRIC.tier(s) for s in (100, 80, 79, 60, 59, 40, 39, 0)] == ["A", "A", "B", "B", "C", "C", "D", "D"]
+    assert [RUBRIC.tier(s) for s in (100, 80, 79, 60, 59, 40, 39, 0)] == [
+        "A",
+        "A",
+        "B",
+        "B",
+        "C",
+        "C",
+        "D",
+        "D",
+    ]

@@ -15,8 +15,14 @@ def test_rails_chat_matches_seed() -> None:
     pack = load_task("rails-chat")
     weights = {d.id: d.weight for d in pack.rubric.dimensions}
     assert weights == {
-        "deliverables": 25, "rubyllm": 20, "tests": 15, "errors": 10,
-        "persistence": 10, "hotwire": 10, "architecture": 5, "production": 5,
+        "deliverables": 25,
+        "rubyllm": 20,
+        "tests": 15,
+        "errors": 10,
+        "persistence": 10,
+        "hotwire": 10,
+        "architecture": 5,
+        "production": 5,
     }
     assert pack.rubric.tiers == {"A": 80, "B": 60, "C": 40}
     assert [r.id for r in pack.spec.requirements] == [f"R{i}" for i in range(1, 16)]
@@ -59,7 +65,8 @@ def test_user_pack_directory_loads(tmp_path: Path) -> None:
         ),
         (
             lambda p: (p / "rubric.toml").write_text(
-                (p / "rubric.toml").read_text() + '\n[rules."tests.x"]\ndimension = "nope"\npoints = 1\nwhy = "w"\n',
+                (p / "rubric.toml").read_text()
+                + '\n[rules."tests.x"]\ndimension = "nope"\npoints = 1\nwhy = "w"\n',
                 encoding="utf-8",
             ),
             "unknown dimension",

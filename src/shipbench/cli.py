@@ -77,13 +77,16 @@ def audit(
     if json_path is not None or md_path is None:
         _emit(to_json(result), json_path)
     if json_path is not None or md_path is not None:
-        err.print(f"{result.project}: {result.score}/100 tier {result.tier} ({result.verdict})", highlight=False)
+        err.print(
+            f"{result.project}: {result.score}/100 tier {result.tier} ({result.verdict})", highlight=False
+        )
 
 
 @app.command()
 def demo(
     examples: Annotated[
-        Path | None, typer.Option(help="Directory of example projects (default: the bundled rails-chat corpus).")
+        Path | None,
+        typer.Option(help="Directory of example projects (default: the bundled rails-chat corpus)."),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Also write each audit JSON into this directory.")] = None,
 ) -> None:
@@ -114,6 +117,22 @@ def demo(
     if out is not None:
         write_results(rows, out)
         console.print(f"audit JSON written to {out}")
+
+
+@app.command("api-index")
+def api_index(
+    gem_dir: Annotated[Path, typer.Argument(help="A gem's source directory (the one holding lib/).")],
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the index JSON here.")] = None,
+) -> None:
+    """Print the public API extracted from a gem's source (classes, methods, exact parameters)."""
+    from shipbench.audit.ruby.api_index import build_index
+
+    if not gem_dir.is_dir():
+        raise _fail(f"{gem_dir} is not a directory")
+    index = build_index(gem_dir)
+    if index.files == 0 and not index.skipped:
+        raise _fail(f"{gem_dir} has no Ruby sources (expected lib/**/*.rb)")
+    _emit(to_json(index), json_path)
 
 
 @app.command()

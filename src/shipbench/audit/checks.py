@@ -83,7 +83,9 @@ class AuditContext:
                 result = parse_ruby(rel, data)
             if result is not None and result.has_error:
                 self.parse_issues[rel] = FileIssue(
-                    path=rel, status="syntax_error", detail=f"first error near line {result.first_error_line()}"
+                    path=rel,
+                    status="syntax_error",
+                    detail=f"first error near line {result.first_error_line()}",
                 )
         self._parsed[rel] = result
         return result

@@ -48,8 +48,10 @@ def audit_project(
         verdict = "scored"
     else:
         hits = _no_app_hits(pack, ctx)
-        verdict = "empty directory: nothing to audit" if not files.files else (
-            "not a Rails project: no Gemfile declaring rails and no config/application.rb"
+        verdict = (
+            "empty directory: nothing to audit"
+            if not files.files
+            else ("not a Rails project: no Gemfile declaring rails and no config/application.rb")
         )
 
     dimensions, total, tier = score(pack.rubric, hits)

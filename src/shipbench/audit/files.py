@@ -19,8 +19,23 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_FILES = 20_000
 SKIP_DIRS = frozenset(
     {
-        ".git", ".hg", ".svn", "vendor", "node_modules", "tmp", "log", "coverage", ".bundle",
-        "storage", ".cache", ".yarn", "public/assets", "public/packs", ".mise", ".venv", "__pycache__",
+        ".git",
+        ".hg",
+        ".svn",
+        "vendor",
+        "node_modules",
+        "tmp",
+        "log",
+        "coverage",
+        ".bundle",
+        "storage",
+        ".cache",
+        ".yarn",
+        "public/assets",
+        "public/packs",
+        ".mise",
+        ".venv",
+        "__pycache__",
     }
 )
 TEXT_SNIFF_BYTES = 8192

@@ -171,7 +171,9 @@ def _load_checks(root: Path, module_name: str) -> list[Check]:
     module = sys.modules.get(qualified)
     if module is None:
         spec = importlib.util.spec_from_file_location(
-            qualified, path, submodule_search_locations=[str(path.parent)] if path.name == "__init__.py" else None
+            qualified,
+            path,
+            submodule_search_locations=[str(path.parent)] if path.name == "__init__.py" else None,
         )
         if spec is None or spec.loader is None:
             raise TaskPackError(f"{path}: cannot be imported")
@@ -186,4 +188,3 @@ def _load_checks(root: Path, module_name: str) -> list[Check]:
     if not isinstance(checks, Iterable) or not all(callable(c) for c in checks):
         raise TaskPackError(f"{path}: must define CHECKS, a list of check functions")
     return list(checks)
-

@@ -25,6 +25,11 @@ class GemDecl(_Fact):
     require: bool | str = Field(default=True, description="False for `require: false`, a string for a path")
     version: list[str] = Field(default_factory=list)
 
+    @property
+    def in_production(self) -> bool:
+        """Bundler loads it in production: no group, or the default/production group among its groups."""
+        return not self.groups or bool({"default", "production"} & set(self.groups))
+
 
 class Located(_Fact):
     """A fact with a place: a requirement line, a secret, a lint message."""
@@ -51,7 +56,9 @@ class ProjectFacts(_Fact):
     gems: dict[str, GemDecl] = Field(default_factory=dict)
     gemfile_lock: str | None = None
     locked_versions: dict[str, str] = Field(default_factory=dict)
-    ruby_version_pin: str | None = Field(default=None, description="file that pins Ruby (.ruby-version, mise...)")
+    ruby_version_pin: str | None = Field(
+        default=None, description="file that pins Ruby (.ruby-version, mise...)"
+    )
 
     frameworks_loaded: list[Located] = Field(
         default_factory=list, description="active_record / action_mailer / active_job loads (detail names it)"
@@ -76,3 +83,7 @@ class ProjectFacts(_Fact):
     secrets: list[Located] = Field(default_factory=list, description="detail is the kind of secret")
     committed_env_files: list[str] = Field(default_factory=list, description=".env files with values")
     master_key: str | None = None
+
+    fact_errors: list[str] = Field(
+        default_factory=list, description="what could not be established and why (unreadable files, tools)"
+    )

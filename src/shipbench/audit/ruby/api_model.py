@@ -26,9 +26,7 @@ ParamKind = Literal[
     "fwd",  # ... (forwards everything)
 ]
 Visibility = Literal["public", "protected", "private"]
-Origin = Literal[
-    "def", "alias", "attr", "delegator", "define_method", "struct", "module_function", "macro", "core"
-]
+Origin = Literal["def", "alias", "attr", "delegator", "define_method", "struct", "module_function", "macro", "core"]
 
 
 class _M(BaseModel):
@@ -68,6 +66,7 @@ class ClassDef(_M):
     superclass: str | None = None
     includes: list[str] = Field(default_factory=list)
     extends: list[str] = Field(default_factory=list)
+    prepends: list[str] = Field(default_factory=list)
     instance_methods: dict[str, MethodDef] = Field(default_factory=dict)
     singleton_methods: dict[str, MethodDef] = Field(default_factory=dict)
     instance_patterns: list[str] = Field(
@@ -75,6 +74,7 @@ class ClassDef(_M):
     )
     singleton_patterns: list[str] = Field(default_factory=list)
     constants: dict[str, Location] = Field(default_factory=dict)
+    private_constants: list[str] = Field(default_factory=list)
     open_instance: bool = Field(default=False, description="defines method_missing for instances")
     open_singleton: bool = Field(default=False, description="defines self.method_missing")
     locations: list[Location] = Field(default_factory=list)
@@ -86,6 +86,7 @@ class ApiIndex(_M):
     root: str
     files: int = 0
     classes: dict[str, ClassDef] = Field(default_factory=dict)
+    skipped: list[str] = Field(default_factory=list, description="'path: reason' for files not indexed")
 
 
 @dataclass(frozen=True)

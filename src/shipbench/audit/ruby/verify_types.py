@@ -43,6 +43,7 @@ class ApiReport:
     calls: list[ApiCall] = field(default_factory=list)
     fakes: list[FakeMismatch] = field(default_factory=list)
     sources: list[GemSource] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # files the verifier had to skip, and why
 
     @property
     def verified(self) -> bool:

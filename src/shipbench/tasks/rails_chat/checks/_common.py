@@ -115,3 +115,131 @@ def llm_sources(ctx: AuditContext) -> list[ParsedSource]:
 
 def is_controller(parsed: ParsedSource) -> bool:
     return "/controllers/" in f"/{parsed.rel}" and parsed.rel.endswith("_controller.rb")
+
+
+# ---------------------------------------------------------------- literals, arguments, writes
+# (appended for the deliverables/architecture/production checks; pure syntax, no Rails knowledge)
+
+
+def words(text: str) -> frozenset[str]:
+    """A set of names written as whitespace-separated words."""
+    return frozenset(text.split())
+
+
+STATEMENT_PARENTS = words("body_statement program class module then else begin do_block block_body")
+COLLECTION_CLASSES = frozenset(
+    {"Hash", "Array", "Set", "Concurrent::Map", "Concurrent::Hash", "Concurrent::Array", "Concurrent::Set"}
+)
+PAREN_TYPES = ("parenthesized_statements", "parenthesized_expression")
+MUTATING_METHODS = words(
+    """
+    push append prepend unshift insert concat store merge! update delete delete_if reject! select!
+    keep_if clear replace shift pop []= add compute_if_absent put_if_absent fetch_or_store
+    transform_values! compact! slice!
+    """
+)
+
+
+def unwrap(node: Node) -> Node:
+    """The expression inside redundant parentheses: `((x))` -> `x`."""
+    while node.type in PAREN_TYPES and node.named_child_count == 1:
+        node = node.named_children[0]
+    return node
+
+
+def is_plain_string(node: Node) -> bool:
+    """A string/heredoc/symbol literal with no interpolation: its value is fixed at parse time."""
+    node = unwrap(node)
+    if node.type in ("string", "heredoc_body", "simple_symbol", "delimited_symbol", "bare_string"):
+        return not any(c.type == "interpolation" for c in node.children)
+    if node.type == "chained_string":
+        return all(is_plain_string(c) for c in node.named_children)
+    return False
+
+
+def call_arguments(call: Node) -> list[Node]:
+    """Positional and keyword argument nodes of a call, in order (block arguments excluded)."""
+    args = call.child_by_field_name("arguments")
+    if args is None:
+        return []
+    return [c for c in args.named_children if c.type != "block_argument"]
+
+
+def keyword_arguments(parsed: ParsedSource, call: Node) -> dict[str, Node]:
+    """`name: value` and `:name => value` pairs of a call (also inside an explicit trailing hash)."""
+    found: dict[str, Node] = {}
+    pairs: list[Node] = []
+    for arg in call_arguments(call):
+        if arg.type == "pair":
+            pairs.append(arg)
+        elif arg.type == "hash":
+            pairs.extend(c for c in arg.named_children if c.type == "pair")
+    for pair in pairs:
+        key, value = pair.child_by_field_name("key"), pair.child_by_field_name("value")
+        if key is not None and value is not None:
+            found[parsed.text(key).strip(":").rstrip(":").strip("\"'")] = value
+    return found
+
+
+def bare_statements(parsed: ParsedSource, *names: str) -> Iterator[Node]:
+    """Receiver-less, argument-less calls written as bare words (`skip_forgery_protection`).
+
+    tree-sitter parses these as identifiers; one standing alone as a statement is a method call.
+    """
+    wanted = set(names)
+    for node in of_type(parsed.root, "identifier"):
+        parent = node.parent
+        if parsed.text(node) in wanted and parent is not None and parent.type in STATEMENT_PARENTS:
+            yield node
+
+
+def is_collection_constructor(parsed: ParsedSource, node: Node) -> bool:
+    """`{}`, `[]`, `Hash.new`, `Set.new`, `Concurrent::Map.new`...: a fresh mutable collection.
+
+    A trailing `.freeze` makes it immutable, so it is not one.
+    """
+    node = unwrap(node)
+    if node.type in ("hash", "array"):
+        return True
+    if node.type == "call" and method_name(parsed, node) == "new":
+        recv = node.child_by_field_name("receiver")
+        return recv is not None and parsed.text(recv).lstrip(":") in COLLECTION_CLASSES
+    return False
+
+
+@dataclass(frozen=True)
+class Write:
+    """A place where a storage location is written: `target` is the variable/constant written.
+
+    kind is "assign" (`x = ...`, `x ||= ...`) or "mutate" (`x[k] = v`, `x << v`, `x.push(v)`).
+    """
+
+    parsed: ParsedSource
+    site: Node
+    target: Node
+    kind: str
+    value: Node | None = None
+
+
+def writes(parsed: ParsedSource) -> Iterator[Write]:
+    """Every assignment to, and in-place mutation of, a variable or constant in `parsed`."""
+    for node in of_type(parsed.root, "assignment", "operator_assignment", "binary", "call"):
+        if node.type in ("assignment", "operator_assignment"):
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if left is None:
+                continue
+            if left.type == "element_reference":
+                obj = left.child_by_field_name("object")
+                if obj is not None:
+                    yield Write(parsed, node, obj, "mutate", right)
+            elif left.type != "call":
+                yield Write(parsed, node, left, "assign", right)
+        elif node.type == "binary":
+            op = node.child_by_field_name("operator")
+            left = node.child_by_field_name("left")
+            if op is not None and parsed.text(op) == "<<" and left is not None:
+                yield Write(parsed, node, left, "mutate")
+        elif node.type == "call" and method_name(parsed, node) in MUTATING_METHODS:
+            recv = node.child_by_field_name("receiver")
+            if recv is not None:
+                yield Write(parsed, node, recv, "mutate")

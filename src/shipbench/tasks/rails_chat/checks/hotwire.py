@@ -1,7 +1,229 @@
-"""rails-chat checks for the `hotwire` dimension."""
+"""rails-chat checks for the `hotwire` dimension: Turbo Streams, Stimulus, partials, no hand-written
+fetch + innerHTML rendering, no inline asset dumps.
+
+Invariants: presence rules (no_turbo_stream, no_stimulus, no_partials) fire at most once, with
+`absent` evidence or the nearest offending line; line rules point at the offending line (the
+innerHTML write, the opening <script>/<style> tag). Tests are never consulted.
+"""
 
 from __future__ import annotations
 
-from shipbench.audit.checks import Check
+import re
+from collections.abc import Iterable, Iterator
 
-CHECKS: list[Check] = []
+from shipbench.audit.checks import AuditContext, Check, Hit
+from shipbench.audit.models import Evidence
+from shipbench.audit.ruby.parse import Node, ParsedSource, of_type
+from shipbench.tasks.rails_chat.checks._common import app_ruby, calls
+from shipbench.tasks.rails_chat.checks._frontend import (
+    JS_DIRS,
+    inline_blocks,
+    js_fetch_calls,
+    js_has_subclass,
+    js_html_sinks,
+    js_import_sources,
+    js_units,
+    view_sources,
+)
+
+SCRIPT_MAX_LINES = 10
+"""An inline JS script with more non-blank lines than this is a dump (a 1-2 line snippet is fine)."""
+STYLE_MAX_LINES = 30
+"""An inline <style> block with more non-blank lines than this is a dump."""
+
+TURBO_ACTIONS = frozenset(
+    {"append", "prepend", "replace", "update", "remove", "before", "after", "morph", "refresh", "action"}
+)
+_BROADCAST_RE = re.compile(
+    r"^broadcast_(append|prepend|replace|update|remove|action|render|refresh|before|after)"
+)
+_STIMULUS_PACKAGES = frozenset({"@hotwired/stimulus", "stimulus"})
+_DATA_CONTROLLER_RE = re.compile(
+    r"""data-controller\s*=\s*["']([^"']+)["']|data:\s*\{[^}]*?\bcontroller:\s*["']([\w\-/ ]+)["']""", re.I
+)
+_NON_PARTIAL_RENDER_KEYS = frozenset(
+    {"template", "file", "html", "plain", "inline", "body", "json", "action"}
+)
+
+
+# ---------------------------------------------------------------- Turbo Streams
+
+
+def _ruby_turbo_stream_use(parsed: ParsedSource) -> bool:
+    for site in calls(parsed):
+        method, recv = site.method, site.receiver
+        if method == "turbo_stream" and recv == "format":
+            return True
+        if recv == "turbo_stream" and method in TURBO_ACTIONS:
+            return True
+        if method in ("turbo_stream_from", "turbo_stream_action_tag") or _BROADCAST_RE.match(method):
+            return True
+        if method == "render" and _has_pair_key(parsed, site.node, "turbo_stream"):
+            return True
+    return b"Turbo::StreamsChannel" in parsed.source or b"<turbo-stream" in parsed.source
+
+
+def _has_pair_key(parsed: ParsedSource, call_node: Node, key: str) -> bool:
+    args = call_node.child_by_field_name("arguments")
+    if args is None:
+        return False
+    for pair in (c for c in args.children if c.type == "pair"):
+        k = pair.child_by_field_name("key")
+        if k is not None and parsed.text(k).strip(":\"'") == key:
+            return True
+    return False
+
+
+def _turbo_stream_templates(ctx: AuditContext) -> list[str]:
+    return [f.rel for f in ctx.app_files("app/views") if ".turbo_stream." in f.name]
+
+
+def check_no_turbo_stream(ctx: AuditContext) -> Iterable[Hit]:
+    if _turbo_stream_templates(ctx):
+        return
+    sources = app_ruby(ctx) + view_sources(ctx)
+    if any(_ruby_turbo_stream_use(p) for p in sources):
+        return
+    yield Hit(
+        rule="hotwire.no_turbo_stream",
+        message="No Turbo Stream response: no format.turbo_stream, turbo_stream template, helper "
+        "or broadcast.",
+        evidence=(
+            ctx.absent("format.turbo_stream / render turbo_stream: / *.turbo_stream.erb / broadcasts"),
+        ),
+    )
+
+
+# ---------------------------------------------------------------- fetch + innerHTML
+
+
+def check_fetch_innerhtml(ctx: AuditContext) -> Iterable[Hit]:
+    evidence: list[Evidence] = []
+    for unit in js_units(ctx):
+        if not js_fetch_calls(unit):
+            continue
+        sinks = js_html_sinks(unit)
+        if sinks:
+            evidence.append(ctx.at(unit, sinks[0]))
+    if evidence:
+        yield Hit(
+            rule="hotwire.fetch_innerhtml",
+            message="Messages are fetched with fetch() and written into the page with "
+            "innerHTML/insertAdjacentHTML.",
+            evidence=tuple(evidence),
+        )
+
+
+# ---------------------------------------------------------------- Stimulus
+
+
+def _js_files(ctx: AuditContext) -> list[ParsedSource]:
+    return [p for prefix in JS_DIRS for p in ctx.js_sources(prefix)]
+
+
+def _has_stimulus_controller(ctx: AuditContext) -> bool:
+    files = _js_files(ctx)
+    imports_stimulus = any(_STIMULUS_PACKAGES & set(js_import_sources(p)) for p in files)
+    return imports_stimulus and any(p.rel.endswith("_controller.js") and js_has_subclass(p) for p in files)
+
+
+def _controller_refs(ctx: AuditContext) -> Iterator[tuple[ParsedSource, int, str]]:
+    """(template, line, identifier) for every Stimulus identifier a view attaches."""
+    for view in view_sources(ctx):
+        text = view.source.decode("utf-8", "replace")
+        for match in _DATA_CONTROLLER_RE.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            for ident in (match.group(1) or match.group(2) or "").split():
+                if "<%" not in ident:
+                    yield view, line, ident
+
+
+def _controller_file_exists(ctx: AuditContext, ident: str) -> bool:
+    stem = ident.replace("--", "/").replace("-", "_") + "_controller"
+    for prefix in JS_DIRS:
+        for ext in (".js", ".mjs", ".ts"):
+            if ctx.app_file(f"{prefix}/controllers/{stem}{ext}") is not None:
+                return True
+    return False
+
+
+def check_no_stimulus(ctx: AuditContext) -> Iterable[Hit]:
+    if _has_stimulus_controller(ctx):
+        return
+    refs = list(_controller_refs(ctx))
+    if any(_controller_file_exists(ctx, ident) for _view, _line, ident in refs):
+        return
+    evidence = tuple(ctx.at_line(view.rel, line) for view, line, _ident in refs[:5])
+    detail = "; views attach controllers that do not exist" if refs else ""
+    yield Hit(
+        rule="hotwire.no_stimulus",
+        message="No Stimulus controller (no *_controller.js extending Controller from "
+        f"@hotwired/stimulus){detail}.",
+        evidence=evidence or (ctx.absent("app/javascript/controllers/*_controller.js"),),
+    )
+
+
+# ---------------------------------------------------------------- partials
+
+
+def _partial_files(ctx: AuditContext) -> list[str]:
+    return [f.rel for f in ctx.app_files("app/views") if f.name.startswith("_")]
+
+
+def _renders_partial(ctx: AuditContext) -> bool:
+    for view in view_sources(ctx):
+        for site in calls(view, "render"):
+            if not any(_has_pair_key(view, site.node, k) for k in _NON_PARTIAL_RENDER_KEYS):
+                return True
+    for parsed in app_ruby(ctx):
+        for pair in of_type(parsed.root, "pair"):
+            key = pair.child_by_field_name("key")
+            if key is not None and parsed.text(key).strip(":\"'") in ("partial", "collection"):
+                return True
+    return False
+
+
+def check_no_partials(ctx: AuditContext) -> Iterable[Hit]:
+    partials = _partial_files(ctx)
+    if not partials:
+        yield Hit(
+            rule="hotwire.no_partials",
+            message="No view partials: the UI is written as monolithic templates.",
+            evidence=(ctx.absent("app/views/**/_*.html.erb"),),
+        )
+    elif not _renders_partial(ctx):
+        yield Hit(
+            rule="hotwire.no_partials",
+            message="Partials exist but no view or controller renders one.",
+            evidence=tuple(ctx.whole_file(rel, "partial never rendered") for rel in partials[:5]),
+        )
+
+
+# ---------------------------------------------------------------- inline assets
+
+
+def check_inline_assets(ctx: AuditContext) -> Iterable[Hit]:
+    evidence: list[Evidence] = []
+    for view in view_sources(ctx):
+        for block in inline_blocks(view):
+            too_long = (block.is_js and block.code_lines > SCRIPT_MAX_LINES) or (
+                block.tag == "style" and block.code_lines > STYLE_MAX_LINES
+            )
+            if too_long:
+                evidence.append(ctx.at_line(view.rel, block.line))
+    if evidence:
+        yield Hit(
+            rule="hotwire.inline_assets",
+            message="Large inline <script>/<style> blocks in views instead of asset files or "
+            "Stimulus controllers.",
+            evidence=tuple(evidence),
+        )
+
+
+CHECKS: list[Check] = [
+    check_no_turbo_stream,
+    check_fetch_innerhtml,
+    check_no_stimulus,
+    check_no_partials,
+    check_inline_assets,
+]

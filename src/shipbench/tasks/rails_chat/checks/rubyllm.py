@@ -1,7 +1,460 @@
-"""rails-chat checks for the `rubyllm` dimension."""
+"""rails-chat checks for the `rubyllm` dimension: is the ruby_llm gem used, used correctly, and for
+multi-turn chat with a system prompt, a current Sonnet and OpenRouter.
+
+Invariants: only app code (app/, lib/, config/) is judged, never tests; API verdicts come from
+`ctx.api` and are ignored unless the gem source was available (`ctx.api.verified`); rules about how
+a chat is used (send, reply accessor, multi-turn) only fire when a chat entry point exists.
+"""
 
 from __future__ import annotations
 
-from shipbench.audit.checks import Check
+import re
+from collections.abc import Iterable, Iterator
 
-CHECKS: list[Check] = []
+from shipbench.audit.checks import AuditContext, Check, Hit
+from shipbench.audit.models import ApiCall, Evidence
+from shipbench.audit.ruby.parse import Node, ParsedSource, enclosing, of_type
+from shipbench.tasks.rails_chat.checks._common import (
+    CallSite,
+    app_ruby,
+    class_name,
+    enclosing_class,
+    is_controller,
+    method_name,
+)
+from shipbench.tasks.rails_chat.checks._llm_flow import CHAT, FileFlow, entry_sites, project_flows, send_sites
+from shipbench.tasks.rails_chat.checks._model_slugs import is_accepted, project_slugs
+
+SDK_CLIENTS = ("OpenAI::Client", "Openrouter::Client", "OpenRouter::Client", "Anthropic::Client")
+HTTP_CLIENTS = ("Net::HTTP", "Faraday", "HTTParty", "RestClient", "Excon", "HTTPX", "Typhoeus", "HTTP")
+LLM_URL = re.compile(
+    r"openrouter\.ai/api|api\.openai\.com|api\.anthropic\.com|/chat/completions|/v1/messages"
+)
+LLM_HINT = re.compile(r"openrouter|openai|anthropic|chat/completions|/v1/messages", re.IGNORECASE)
+STRING_TYPES = ("string", "template_string")
+HASH_ACCESS = frozenset({"dig", "fetch", "[]", "to_h"})
+KEEPING_BLOCK_CALLS = frozenset({"fetch", "fetch_or_store", "compute_if_absent", "cache", "write"})
+
+
+def _evidence(ctx: AuditContext, sites: Iterable[CallSite]) -> tuple[Evidence, ...]:
+    return tuple(dict.fromkeys(ctx.at(s.parsed, s.node) for s in sites))
+
+
+# ---------------------------------------------------------------- entry point and raw HTTP
+
+
+def check_no_entry_point(ctx: AuditContext) -> Iterator[Hit]:
+    if not entry_sites(ctx):
+        yield Hit(
+            rule="rubyllm.no_entry_point",
+            message="RubyLLM is never used: no RubyLLM.chat, RubyLLM::Chat.new or RubyLLM.context.chat "
+            "in app code.",
+            evidence=(ctx.absent("RubyLLM.chat / RubyLLM::Chat.new / RubyLLM.context { }.chat"),),
+        )
+
+
+def _client_uses(parsed: ParsedSource) -> Iterator[tuple[Node, str]]:
+    """Constants of HTTP clients/SDKs used as a call receiver or mixed in (`include HTTParty`)."""
+    for node in of_type(parsed.root, "constant", "scope_resolution"):
+        if node.parent is not None and node.parent.type == "scope_resolution":
+            continue  # only the whole `A::B::C` chain
+        text = parsed.text(node).lstrip(":")
+        name = next(
+            (c for c in (*SDK_CLIENTS, *HTTP_CLIENTS) if text == c or text.startswith(c + "::")), None
+        )
+        if name is None:
+            continue
+        parent = node.parent
+        is_receiver = _is_receiver(node)
+        if is_receiver or _mixed_in(parsed, parent):
+            yield node, name
+
+
+def _is_receiver(node: Node) -> bool:
+    parent = node.parent
+    return parent is not None and parent.type == "call" and parent.child_by_field_name("receiver") == node
+
+
+def _mixed_in(parsed: ParsedSource, parent: Node | None) -> bool:
+    if parent is None or parent.type != "argument_list" or parent.parent is None:
+        return False
+    return method_name(parsed, parent.parent) in ("include", "extend")
+
+
+def _url_strings(parsed: ParsedSource) -> Iterator[Node]:
+    for node in of_type(parsed.root, *STRING_TYPES):
+        if node.parent is not None and node.parent.type in STRING_TYPES:
+            continue
+        if LLM_URL.search(parsed.text(node)) and not _configures_rubyllm(parsed, node):
+            yield node
+
+
+def _configures_rubyllm(parsed: ParsedSource, node: Node) -> bool:
+    """A URL given to RubyLLM itself (`config.openrouter_api_base = ...`) is not a bypass."""
+    assign = enclosing(node, "assignment")
+    left = assign.child_by_field_name("left") if assign is not None else None
+    return left is not None and left.type == "call" and method_name(parsed, left).endswith("_api_base")
+
+
+def raw_http_places(ctx: AuditContext) -> list[tuple[ParsedSource, Node, str]]:
+    """(file, node, what) for every raw-HTTP route to an LLM in app Ruby and JavaScript."""
+    places: list[tuple[ParsedSource, Node, str]] = []
+    for parsed in [*app_ruby(ctx), *ctx.js_sources()]:
+        urls = list(_url_strings(parsed))
+        hinted = bool(urls) or bool(LLM_HINT.search(parsed.source.decode("utf-8", "replace")))
+        for node, name in _client_uses(parsed) if parsed.kind == "ruby" else ():
+            if name in SDK_CLIENTS or hinted:
+                places.append((parsed, node, name))
+        places.extend((parsed, node, "LLM endpoint URL") for node in urls)
+    return places
+
+
+def check_raw_http_bypass(ctx: AuditContext) -> Iterator[Hit]:
+    places = raw_http_places(ctx)
+    if places:
+        kinds = ", ".join(sorted({what for _, _, what in places}))
+        yield Hit(
+            rule="rubyllm.raw_http_bypass",
+            message=f"The LLM is reached with raw HTTP instead of ruby_llm ({kinds}).",
+            evidence=tuple(dict.fromkeys(ctx.at(p, n) for p, n, _ in places)),
+        )
+
+
+# ---------------------------------------------------------------- verified API calls
+
+
+def _api_hits(ctx: AuditContext, verdict: str, rule: str) -> Iterator[Hit]:
+    if not ctx.api.verified:
+        return
+    by_call: dict[str, list[ApiCall]] = {}
+    for call in ctx.api.calls:
+        if call.verdict == verdict and not call.in_test:
+            by_call.setdefault(call.call, []).append(call)
+    for name, found in sorted(by_call.items()):
+        first = found[0]
+        message = f"`{name}`: {first.detail}" if first.detail else f"`{name}`: {verdict.replace('_', ' ')}"
+        suggestions = list(dict.fromkeys(s for c in found for s in c.suggestions))
+        if suggestions:
+            message += "; did you mean " + " or ".join(f"`{s}`" for s in suggestions[:3]) + "?"
+        evidence = tuple(dict.fromkeys(ctx.at_line(c.path, c.line) for c in found))
+        yield Hit(rule=rule, message=message, evidence=evidence, key=name)
+
+
+def check_missing_api(ctx: AuditContext) -> Iterator[Hit]:
+    yield from _api_hits(ctx, "missing", "rubyllm.missing_api")
+
+
+def check_bad_arguments(ctx: AuditContext) -> Iterator[Hit]:
+    yield from _api_hits(ctx, "bad_arguments", "rubyllm.bad_arguments")
+
+
+# ---------------------------------------------------------------- sending and reading the reply
+
+
+def check_no_send(ctx: AuditContext) -> Iterator[Hit]:
+    entries = entry_sites(ctx)
+    if entries and not send_sites(ctx):
+        yield Hit(
+            rule="rubyllm.no_send",
+            message="A RubyLLM chat is created but never sent a message: no ask/say/complete on it.",
+            evidence=_evidence(ctx, entries),
+        )
+
+
+def _reads_content(flow: FileFlow) -> bool:
+    return any(method_name(flow.parsed, n) == "content" for n in of_type(flow.parsed.root, "call"))
+
+
+def _is_returned(node: Node) -> bool:
+    """True when `node` is the value its method returns (last statement, through if/else/begin)."""
+    parent = node.parent
+    if parent is None:
+        return False
+    if parent.type in ("method", "singleton_method"):
+        return parent.child_by_field_name("body") == node  # endless `def reply = chat.ask(...)`
+    if parent.type not in ("body_statement", "then", "else", "begin", "parenthesized_statements"):
+        return False
+    named = [c for c in parent.named_children if c.type not in ("comment", "rescue", "ensure")]
+    if not named or named[-1] != node:
+        return False
+    holder = parent.parent
+    if holder is None:
+        return False
+    if parent.type == "body_statement":
+        return holder.type in ("method", "singleton_method")
+    while holder.type in ("elsif", "else") and holder.parent is not None:
+        holder = holder.parent
+    return (holder.type in ("if", "unless", "begin", "case", "when") and _is_returned(holder)) or (
+        parent.type in ("begin", "parenthesized_statements") and _is_returned(parent)
+    )
+
+
+def _raw_use(parsed: ParsedSource, node: Node) -> bool:
+    """Is this expression's value handed on as is (returned, stored, rendered, interpolated)?"""
+    parent = node.parent
+    if parent is None:
+        return False
+    if parent.type == "call" and parent.child_by_field_name("receiver") == node:
+        name = method_name(parsed, parent)  # hash-style digging treats the reply as an HTTP payload
+        return name == "to_s" or (name in HASH_ACCESS and _raw_use(parsed, parent))
+    if parent.type == "element_reference" and parent.child_by_field_name("object") == node:
+        return _raw_use(parsed, parent)
+    if parent.type in ("interpolation", "pair", "argument_list", "return", "array"):
+        return True
+    if parent.type in ("assignment", "operator_assignment") and parent.child_by_field_name("right") == node:
+        left = parent.child_by_field_name("left")
+        if left is not None and left.type != "identifier":
+            return True  # @reply = chat.ask(...): goes to the view or another request as is
+        return left is not None and _local_used_raw(parsed, parent, parsed.text(left))
+    return _is_returned(node)
+
+
+def _local_used_raw(parsed: ParsedSource, assign: Node, name: str) -> bool:
+    scope = enclosing(assign, "method", "singleton_method", "do_block", "block") or parsed.root
+    for ident in of_type(scope, "identifier"):
+        if parsed.text(ident) == name and ident.start_byte > assign.end_byte and _raw_use(parsed, ident):
+            return True
+    return False
+
+
+def check_no_response_accessor(ctx: AuditContext) -> Iterator[Hit]:
+    flows = [f for f in project_flows(ctx) if f.entries or f.sends]
+    if any(_reads_content(f) for f in flows):
+        return
+    raw = [s for f in flows for s in f.sends if _raw_use(f.parsed, s.node)]
+    if raw:
+        yield Hit(
+            rule="rubyllm.no_response_accessor",
+            message="The reply of ask/complete is used as is; its text is never read with `.content`.",
+            evidence=_evidence(ctx, raw),
+        )
+
+
+# ---------------------------------------------------------------- multi-turn
+
+
+def _replays(flows: list[FileFlow]) -> bool:
+    """add_message, `messages:` replay, chat.messages << ..., or a transcript joined into the prompt.
+
+    `messages:` given to a chat entry (RubyLLM.chat(messages: ...)) is no replay: the gem rejects it."""
+    for flow in flows:
+        parsed = flow.parsed
+        llm_file = bool(flow.entries or flow.sends)
+        for node in of_type(parsed.root, "call"):
+            name = method_name(parsed, node)
+            recv = node.child_by_field_name("receiver")
+            if name == "add_message" and (llm_file or flow.kind(recv) == CHAT):
+                return True
+            if name == "messages" and flow.kind(recv) == CHAT and _is_appended(parsed, node):
+                return True
+        for pair in of_type(parsed.root, "pair"):
+            key = pair.child_by_field_name("key")
+            named_messages = key is not None and parsed.text(key).strip("\"':") == "messages"
+            if llm_file and named_messages and not _in_entry_call(flow, pair):
+                return True
+        for send in flow.sends:
+            args = send.node.child_by_field_name("arguments")
+            if args is not None and any(
+                method_name(parsed, c) in ("join", "map") for c in of_type(args, "call")
+            ):
+                return True
+    return False
+
+
+def _in_entry_call(flow: FileFlow, node: Node) -> bool:
+    return any(e.node.start_byte <= node.start_byte < e.node.end_byte for e in flow.entries)
+
+
+def _is_appended(parsed: ParsedSource, messages_call: Node) -> bool:
+    parent = messages_call.parent
+    if parent is None:
+        return False
+    if parent.type == "binary" and parent.child_by_field_name("left") == messages_call:
+        op = parent.child_by_field_name("operator")
+        return op is not None and parsed.text(op) == "<<"
+    return parent.type == "call" and method_name(parsed, parent) in ("push", "concat", "append", "<<")
+
+
+def _kept_chat_names(flow: FileFlow) -> Iterator[tuple[str, Node]]:
+    """(holder, assignment) for each name or collection slot a chat is stored into."""
+    for node in of_type(flow.parsed.root, "assignment", "operator_assignment"):
+        left = node.child_by_field_name("left")
+        if left is not None and flow.kind(node.child_by_field_name("right")) == CHAT:
+            yield flow.parsed.text(left), node
+
+
+def _class_is_long_lived(ctx: AuditContext, klass: str, flows: list[FileFlow]) -> bool:
+    """Instances of `klass` outlive a request: Singleton, memoised in a store, or cached."""
+    for flow in flows:
+        parsed = flow.parsed
+        for node in of_type(parsed.root, "call"):
+            if method_name(parsed, node) == "include" and "Singleton" in parsed.text(node):
+                owner = enclosing_class(node)
+                if owner is not None and class_name(parsed, owner).endswith(klass):
+                    return True
+            if method_name(parsed, node) != "new" or not _creates(parsed, node, klass):
+                continue
+            if _stored_persistently(parsed, node):
+                return True
+    return False
+
+
+def _creates(parsed: ParsedSource, new_call: Node, klass: str) -> bool:
+    recv = new_call.child_by_field_name("receiver")
+    if recv is None:
+        owner = enclosing_class(new_call)
+        return owner is not None and class_name(parsed, owner).rsplit("::", 1)[-1] == klass
+    return parsed.text(recv).lstrip(":").rsplit("::", 1)[-1] == klass
+
+
+def _stored_persistently(parsed: ParsedSource, node: Node) -> bool:
+    current = node.parent
+    while current is not None and current.type not in ("method", "class", "module", "program"):
+        if current.type == "operator_assignment":
+            return True  # @store[id] ||= Session.new / @instance ||= new
+        if current.type == "assignment":
+            left = current.child_by_field_name("left")
+            return left is not None and left.type in (
+                "element_reference",
+                "class_variable",
+                "global_variable",
+                "constant",
+            )
+        keeping = current.parent is not None and method_name(parsed, current.parent) in KEEPING_BLOCK_CALLS
+        if current.type in ("do_block", "block") and keeping:
+            return True
+        current = current.parent
+    return False
+
+
+def _chat_kept(ctx: AuditContext, flows: list[FileFlow]) -> bool:
+    for flow in flows:
+        for holder, assign in _kept_chat_names(flow):
+            if holder.startswith(("@@", "$")) or holder[:1].isupper() or "[" in holder:
+                return True
+            if not holder.startswith("@"):
+                continue
+            if _stored_persistently(flow.parsed, assign.child_by_field_name("right") or assign):
+                return True
+            if enclosing(assign, "singleton_method", "singleton_class") is not None:
+                return True
+            owner = enclosing_class(assign)
+            if owner is None or is_controller(flow.parsed):
+                continue
+            if _class_is_long_lived(ctx, class_name(flow.parsed, owner).rsplit("::", 1)[-1], flows):
+                return True
+    return False
+
+
+def check_no_multi_turn(ctx: AuditContext) -> Iterator[Hit]:
+    entries = entry_sites(ctx)
+    flows = project_flows(ctx)
+    if entries and not _replays(flows) and not _chat_kept(ctx, flows):
+        yield Hit(
+            rule="rubyllm.no_multi_turn",
+            message="Every request builds a fresh chat and sends one message: no add_message replay, "
+            "no chat kept across requests.",
+            evidence=_evidence(ctx, entries),
+        )
+
+
+# ---------------------------------------------------------------- system prompt, model, provider
+
+
+def _system_role(parsed: ParsedSource) -> bool:
+    for pair in of_type(parsed.root, "pair"):
+        key, value = pair.child_by_field_name("key"), pair.child_by_field_name("value")
+        if key is None or value is None or parsed.text(key).strip("\"':") != "role":
+            continue
+        if parsed.text(value).strip("\"':") in ("system", "developer"):
+            return True
+    return False
+
+
+def check_no_system_prompt(ctx: AuditContext) -> Iterator[Hit]:
+    instruction_calls = ("with_instructions", "with_runtime_instructions", "instructions")
+    for parsed in app_ruby(ctx):
+        if any(method_name(parsed, n) in instruction_calls for n in of_type(parsed.root, "call")):
+            return
+        if _system_role(parsed):
+            return
+    yield Hit(
+        rule="rubyllm.no_system_prompt",
+        message="No system prompt: with_instructions is never called and no system-role message is added.",
+        evidence=(ctx.absent("with_instructions(...) or add_message(role: :system, ...)"),),
+    )
+
+
+def check_model_not_current_sonnet(ctx: AuditContext) -> Iterator[Hit]:
+    accepted = [str(s) for s in ctx.task.spec.rubyllm.get("sonnet_models", [])]
+    slugs = project_slugs(ctx)
+    if not slugs:
+        yield Hit(
+            rule="rubyllm.model_not_current_sonnet",
+            message="No model slug is set anywhere: RubyLLM's default model (not Claude Sonnet) is used.",
+            evidence=(ctx.absent("a model slug (model:, with_model, default_model =)"),),
+        )
+        return
+    bad = [s for s in slugs if not is_accepted(s.value, accepted)]
+    if bad:
+        names = ", ".join(sorted({f'"{s.value}"' for s in bad}))
+        yield Hit(
+            rule="rubyllm.model_not_current_sonnet",
+            message=f"Model slug {names} is not a current Claude Sonnet on OpenRouter "
+            f"(expected one of: {', '.join(accepted[:3])}, ...).",
+            evidence=tuple(dict.fromkeys(Evidence(path=s.path, line=s.line, snippet=s.snippet) for s in bad)),
+        )
+
+
+def _configures_openrouter_key(parsed: ParsedSource) -> bool:
+    for node in of_type(parsed.root, "assignment", "operator_assignment"):
+        left = node.child_by_field_name("left")
+        if left is not None and left.type == "call" and method_name(parsed, left) == "openrouter_api_key":
+            return True
+    return False
+
+
+def _foreign_providers(ctx: AuditContext) -> list[CallSite]:
+    """Entry calls that pin a provider other than :openrouter."""
+    wrong: list[CallSite] = []
+    for site in entry_sites(ctx):
+        for pair in of_type(site.node, "pair"):
+            key, value = pair.child_by_field_name("key"), pair.child_by_field_name("value")
+            if key is None or value is None or site.parsed.text(key).strip("\"':") != "provider":
+                continue
+            text = site.parsed.text(value).strip("\"':")
+            if value.type in ("simple_symbol", "string") and text != "openrouter":
+                wrong.append(site)
+    return wrong
+
+
+def check_openrouter_not_configured(ctx: AuditContext) -> Iterator[Hit]:
+    if not any(_configures_openrouter_key(p) for p in app_ruby(ctx)):
+        yield Hit(
+            rule="rubyllm.openrouter_not_configured",
+            message="RubyLLM is never configured with openrouter_api_key "
+            "(RubyLLM.configure / config.openrouter_api_key =).",
+            evidence=(ctx.absent("config.openrouter_api_key = ENV[...] in a RubyLLM.configure block"),),
+        )
+        return
+    wrong = _foreign_providers(ctx)
+    if wrong:
+        yield Hit(
+            rule="rubyllm.openrouter_not_configured",
+            message="Chats are routed to a provider other than :openrouter.",
+            evidence=_evidence(ctx, wrong),
+        )
+
+
+CHECKS: list[Check] = [
+    check_no_entry_point,
+    check_raw_http_bypass,
+    check_missing_api,
+    check_bad_arguments,
+    check_no_send,
+    check_no_response_accessor,
+    check_no_multi_turn,
+    check_no_system_prompt,
+    check_model_not_current_sonnet,
+    check_openrouter_not_configured,
+]

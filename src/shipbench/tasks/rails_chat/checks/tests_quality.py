@@ -1,7 +1,320 @@
-"""rails-chat checks for the `tests` dimension."""
+"""rails-chat checks for the `tests` dimension: are there tests, do they reach the LLM path with the
+LLM replaced (fake, stub, WebMock, VCR), do they cover its failure, could they fail at all.
+
+Invariants: every hit points at a test file line (or the test dir / app root for absences); the
+per-project analysis is computed once per `AuditContext` and is a pure function of its sources;
+API-fidelity hits come only from a verified `ApiReport` (a gem source was in hand).
+"""
 
 from __future__ import annotations
 
-from shipbench.audit.checks import Check
+from collections.abc import Iterator
+from dataclasses import dataclass
 
-CHECKS: list[Check] = []
+from shipbench.audit.checks import AuditContext, Check, Hit
+from shipbench.audit.models import Evidence
+from shipbench.audit.ruby.parse import Node, ParsedSource, of_type, parse_ruby
+from shipbench.tasks.rails_chat.checks._common import (
+    class_name,
+    enclosing_class,
+    llm_entry_calls,
+    method_name,
+)
+from shipbench.tasks.rails_chat.checks._doubles import fails_llm, fake_vars, replaces_llm
+from shipbench.tasks.rails_chat.checks._llmpath import (
+    LlmPath,
+    build_llm_path,
+    constant_chains,
+    request_reaches,
+)
+from shipbench.tasks.rails_chat.checks._testsyntax import (
+    Scoped,
+    TestCase,
+    TestSuite,
+    build_suite,
+    full_scope,
+    nodes_in,
+)
+from shipbench.tasks.rails_chat.checks._theater import THEATER, Classified, classify
+
+REQUESTS = frozenset({"get", "post", "put", "patch", "delete", "head"})
+CLICKS = frozenset({"click_on", "click_button", "click_link_or_button", "send_keys", "submit", "click"})
+HELPER_FILES = ("test/test_helper.rb", "spec/spec_helper.rb", "spec/rails_helper.rb")
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    case: TestCase
+    verdict: Classified
+    reaches: bool  # exercises app code on the LLM path
+    direct: bool  # calls RubyLLM itself
+    replaced: bool  # with the LLM replaced (fake, stub, WebMock, VCR)
+    error_path: bool  # with a replacement that fails
+
+
+@dataclass(frozen=True)
+class Analysis:
+    suite: TestSuite
+    path: LlmPath
+    cases: list[CaseFacts]
+    network_blocked: bool
+
+
+_cache: list[tuple[AuditContext, Analysis]] = []
+
+
+def analyse(ctx: AuditContext) -> Analysis:
+    """The tests of `ctx`, analysed once per context (the last context is kept, nothing more)."""
+    if _cache and _cache[0][0] is ctx:
+        return _cache[0][1]
+    suite = build_suite(ctx.test_sources())
+    path = build_llm_path(ctx)
+    facts = [_case_facts(suite, path, case) for case in suite.cases]
+    result = Analysis(suite, path, facts, _network_blocked(suite))
+    _cache[:] = [(ctx, result)]
+    ctx.derived["tests_count"] = len(facts)
+    ctx.derived["tests_reaching_llm"] = sum(1 for f in facts if f.reaches)
+    ctx.derived["tests_llm_replaced"] = sum(1 for f in facts if f.reaches and f.replaced)
+    return result
+
+
+def _case_facts(suite: TestSuite, path: LlmPath, case: TestCase) -> CaseFacts:
+    scope = full_scope(suite, case)
+    fakes = fake_vars(suite, scope)
+    replaced = replaces_llm(suite, path, scope, fakes)
+    return CaseFacts(
+        case=case,
+        verdict=classify(suite, case),
+        reaches=_reaches(path, case, scope),
+        direct=_calls_llm_directly(scope),
+        replaced=replaced,
+        error_path=replaced and fails_llm(suite, scope),
+    )
+
+
+def _calls_llm_directly(scope: list[Scoped]) -> bool:
+    files = {p.rel: p for p, _ in scope}
+    return any(
+        _in_scope(scope, site.parsed, site.node) for p in files.values() for site in llm_entry_calls(p)
+    )
+
+
+def _in_scope(scope: list[Scoped], parsed: ParsedSource, node: Node) -> bool:
+    return any(
+        p.rel == parsed.rel and r.start_byte <= node.start_byte and node.end_byte <= r.end_byte
+        for p, r in scope
+    )
+
+
+# ---------------------------------------------------------------- reach
+
+
+def _reaches(path: LlmPath, case: TestCase, scope: list[Scoped]) -> bool:
+    if not path.exists:
+        return False
+    for parsed, root in scope:
+        if any(path.names_class(parsed.text(n)) for n in constant_chains(root)):
+            return True
+    test_class = _test_class(case)
+    requests = [(p, n) for p, n in nodes_in(scope, "call") if _receiverless(p, n, REQUESTS | {"visit"})]
+    if any(request_reaches(path, p, n, test_class) for p, n in requests):
+        return True
+    clicks = any(method_name(p, n) in CLICKS for p, n in nodes_in(scope, "call"))
+    return clicks and bool(path.controllers) and any(method_name(p, n) == "visit" for p, n in requests)
+
+
+def _receiverless(parsed: ParsedSource, node: Node, names: frozenset[str]) -> bool:
+    return node.child_by_field_name("receiver") is None and method_name(parsed, node) in names
+
+
+def _test_class(case: TestCase) -> str:
+    klass = enclosing_class(case.node)
+    if klass is not None:
+        return class_name(case.parsed, klass)
+    node = case.node.parent
+    while node is not None:
+        if node.type == "call" and method_name(case.parsed, node) == "describe":
+            args = node.child_by_field_name("arguments")
+            first = args.named_children[0] if args is not None and args.named_children else None
+            if first is not None and first.type in ("constant", "scope_resolution"):
+                return case.parsed.text(first)
+        node = node.parent
+    return ""
+
+
+# ---------------------------------------------------------------- network
+
+
+def _network_blocked(suite: TestSuite) -> bool:
+    blocked = allowed = False
+    for f in suite.files:
+        for call in of_type(f.parsed.root, "call"):
+            name = method_name(f.parsed, call)
+            recv = call.child_by_field_name("receiver")
+            recv_text = f.parsed.text(recv) if recv is not None else ""
+            if _blocks_network(f.parsed, call, recv_text, name):
+                blocked = True
+            elif recv_text == "WebMock" and name == "allow_net_connect!" and call.parent is not None:
+                allowed = allowed or call.parent.type in ("body_statement", "program")
+    return blocked and not (allowed and not _disables(suite))
+
+
+def _blocks_network(parsed: ParsedSource, call: Node, recv_text: str, name: str) -> bool:
+    if name == "require":
+        return _required(parsed, call).startswith(("webmock", "vcr"))
+    return (recv_text, name) in (("WebMock", "disable_net_connect!"), ("VCR", "configure"))
+
+
+def _disables(suite: TestSuite) -> bool:
+    return any(b"disable_net_connect!" in f.parsed.source for f in suite.files)
+
+
+def _required(parsed: ParsedSource, call: Node) -> str:
+    args = call.child_by_field_name("arguments")
+    first = args.named_children[0] if args is not None and args.named_children else None
+    return parsed.text(first).strip("\"'") if first is not None else ""
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _test_dir(ctx: AuditContext, analysis: Analysis) -> str:
+    rels = [c.case.parsed.rel for c in analysis.cases]
+    spec = ctx.app_path("spec/")
+    return (
+        ctx.app_path("spec")
+        if sum(r.startswith(spec) for r in rels) * 2 > len(rels)
+        else ctx.app_path("test")
+    )
+
+
+def _at_case(ctx: AuditContext, facts: CaseFacts, line: int | None = None) -> Evidence:
+    return ctx.at_line(facts.case.parsed.rel, line if line is not None else facts.case.line)
+
+
+def check_none(ctx: AuditContext) -> Iterator[Hit]:
+    if analyse(ctx).cases:
+        return
+    have = [p.rel for p in ctx.test_sources()]
+    evidence = (
+        ctx.whole_file(have[0], "no test case in any test file") if have else ctx.absent("test/ or spec/")
+    )
+    yield Hit(
+        "tests.none", 'No tests: no `test "..." do`, `def test_*` or `it "..." do` anywhere.', (evidence,)
+    )
+
+
+def check_llm_path_untested(ctx: AuditContext) -> Iterator[Hit]:
+    a = analyse(ctx)
+    if not a.cases or not a.path.exists or any(f.reaches and f.replaced for f in a.cases):
+        return
+    reaching = sum(1 for f in a.cases if f.reaches)
+    note = f"{len(a.cases)} tests, {reaching} reach {', '.join(a.path.files[:3])}, none with the LLM replaced"
+    yield Hit(
+        "tests.llm_path_untested",
+        "No test exercises the code that calls the LLM with the LLM replaced by a fake, stub or WebMock.",
+        (ctx.whole_file(_test_dir(ctx, a), note),),
+    )
+
+
+def check_fake_wrong_api(ctx: AuditContext) -> Iterator[Hit]:
+    if not ctx.api.verified:
+        return
+    for fake in ctx.api.fakes:
+        message = (
+            f"Test double `{fake.name}` stands in for an API the real `{fake.real}` lacks. {fake.detail}"
+        )
+        yield Hit(
+            "tests.fake_wrong_api", message.strip(), (ctx.at_line(fake.path, fake.line),), key=fake.name
+        )
+    for call in ctx.api.calls:
+        if call.in_test and call.verdict == "missing":
+            message = f"A test calls `{call.call}`, which does not exist in the gem. {call.detail}"
+            yield Hit(
+                "tests.fake_wrong_api", message.strip(), (ctx.at_line(call.path, call.line),), key=call.call
+            )
+
+
+def check_real_network(ctx: AuditContext) -> Iterator[Hit]:
+    a = analyse(ctx)
+    if a.network_blocked:
+        return
+    exposed = [f for f in a.cases if (f.reaches or f.direct) and not f.replaced]
+    if exposed:
+        yield Hit(
+            "tests.real_network",
+            f"{len(exposed)} test(s) reach the LLM with nothing blocking real HTTP (no WebMock/VCR/fake).",
+            tuple(_at_case(ctx, f) for f in exposed),
+        )
+
+
+def check_no_error_path(ctx: AuditContext) -> Iterator[Hit]:
+    a = analyse(ctx)
+    if not a.cases or not a.path.exists or any(f.reaches and f.error_path for f in a.cases):
+        return
+    yield Hit(
+        "tests.no_error_path",
+        "No test makes the LLM fail (a fake that raises, a stub returning an error status).",
+        (ctx.whole_file(_test_dir(ctx, a), "no test exercises an LLM failure"),),
+    )
+
+
+def check_coverage_theater(ctx: AuditContext) -> Iterator[Hit]:
+    a = analyse(ctx)
+    counted = [f for f in a.cases if f.verdict.verdict != "skipped"]
+    theater = [f for f in counted if f.verdict.verdict in THEATER]
+    swallowed = sum(1 for f in theater if f.verdict.verdict == "rescue_swallow")
+    if not theater or not (swallowed or len(theater) * 2 >= len(counted)):
+        return
+    kinds = {k: sum(1 for f in theater if f.verdict.verdict == k) for k in sorted(THEATER)}
+    summary = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in kinds.items() if n)
+    yield Hit(
+        "tests.coverage_theater",
+        f"{len(theater)} of {len(counted)} tests cannot fail ({summary}).",
+        tuple(_at_case(ctx, f, f.verdict.where) for f in theater),
+    )
+
+
+def check_no_coverage_tool(ctx: AuditContext) -> Iterator[Hit]:
+    if not analyse(ctx).cases or _simplecov_started(ctx):
+        return
+    helper = next((ctx.app_path(h) for h in HELPER_FILES if ctx.app_file(h) is not None), None)
+    evidence = (
+        ctx.whole_file(helper, "SimpleCov.start not found") if helper else ctx.absent("test/test_helper.rb")
+    )
+    yield Hit("tests.no_coverage_tool", "SimpleCov is never started in the test helper.", (evidence,))
+
+
+def _simplecov_started(ctx: AuditContext) -> bool:
+    sources = [p for h in HELPER_FILES if (f := ctx.app_file(h)) is not None and (p := ctx.parsed(f.rel))]
+    dotfile = ctx.app_file(".simplecov")
+    if dotfile is not None:
+        sources.append(parse_ruby(dotfile.rel, dotfile.read_bytes()))
+    starts = any(_simplecov_call(p, "start") for p in sources)
+    required = any(_required(p, c) == "simplecov" for p in sources for c in of_type(p.root, "call"))
+    return starts or (required and dotfile is not None)
+
+
+def _simplecov_call(parsed: ParsedSource, name: str) -> bool:
+    for call in of_type(parsed.root, "call"):
+        recv = call.child_by_field_name("receiver")
+        if (
+            recv is not None
+            and parsed.text(recv).lstrip(":") == "SimpleCov"
+            and method_name(parsed, call) == name
+        ):
+            return True
+    return False
+
+
+CHECKS: list[Check] = [
+    check_none,
+    check_llm_path_untested,
+    check_fake_wrong_api,
+    check_real_network,
+    check_no_error_path,
+    check_coverage_theater,
+    check_no_coverage_tool,
+]
+
+__all__ = ["CHECKS", "Analysis", "CaseFacts", "analyse"]

@@ -1,0 +1,229 @@
+"""Find the calls into verified gems in one parsed file and give each a verdict.
+
+A call is reported when its receiver's inferred type is a gem value (see infer_types), when it is a
+constant reference under a gem namespace, or when it is a bare call inside a class that subclasses a
+gem class and the gem defines that method. Invariants: "missing" only when the lookup proves absence
+(certain) with an index in hand; "bad_arguments" only when resolve_args says Ruby would raise (or drop
+the block); Ruby core methods (Object, Enumerable...) and the project's own reopenings of gem classes
+are never reported; test-double API (`stub`, `expects`, ...) in tests is left to resolve_fakes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shipbench.audit.models import ApiCall, Definition, Verdict
+from shipbench.audit.ruby.api_model import Location, MethodDef
+from shipbench.audit.ruby.infer_model import DOUBLE_METHODS, RType, display_call
+from shipbench.audit.ruby.infer_types import FileTypes, enclosing_class, scope_of
+from shipbench.audit.ruby.parse import Node, ParsedSource, line_of, walk
+from shipbench.audit.ruby.resolve_api import GemApi
+from shipbench.audit.ruby.resolve_args import CallArgs, block_ignored, check_args, read_args
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    detail: str = ""
+    suggestions: tuple[str, ...] = ()
+    location: Location | None = None
+
+
+@dataclass
+class ProjectDefs:
+    """Constants and methods the audited project itself defines inside gem namespaces."""
+
+    constants: set[str] = field(default_factory=set)
+    methods: dict[str, set[str]] = field(default_factory=dict)
+
+    def add_file(self, parsed: ParsedSource, apis: list[GemApi]) -> None:
+        for node in walk(parsed.root):
+            if node.type not in ("class", "module"):
+                continue
+            full = qualified_name(parsed, node)
+            if not any(api.owns(full) for api in apis):
+                continue
+            self.constants.add(full)
+            names = self.methods.setdefault(full, set())
+            for child in walk(node):
+                if child.type in ("method", "singleton_method") and (n := child.child_by_field_name("name")):
+                    names.add(parsed.text(n))
+
+    def defines(self, class_name: str, method: str) -> bool:
+        return method in self.methods.get(class_name, set())
+
+
+def qualified_name(parsed: ParsedSource, node: Node) -> str:
+    """`module RubyLLM; class Foo` -> 'RubyLLM::Foo' (lexical nesting joined)."""
+    parts: list[str] = []
+    current: Node | None = node
+    while current is not None:
+        if current.type in ("class", "module") and (name := current.child_by_field_name("name")) is not None:
+            parts.append(parsed.text(name).lstrip(":"))
+        current = current.parent
+    return "::".join(reversed(parts))
+
+
+@dataclass
+class FileCalls:
+    """Collects the ApiCalls of one file."""
+
+    parsed: ParsedSource
+    types: FileTypes
+    defs: ProjectDefs
+    in_test: bool
+    calls: list[ApiCall] = field(default_factory=list)
+
+    def run(self) -> list[ApiCall]:
+        for node in walk(self.parsed.root):
+            if node.type in ("constant", "scope_resolution"):
+                self._constant(node)
+            elif node.type == "call":
+                self._call(node)
+        return self.calls
+
+    # ---- constants
+
+    def _constant(self, node: Node) -> None:
+        parent = node.parent
+        if parent is not None and parent.type == "scope_resolution" and parent.child_by_field_name("scope") == node:
+            return  # only the whole chain
+        if parent is not None and parent.type in ("class", "module") and parent.child_by_field_name("name") == node:
+            return  # a definition, not a reference
+        name = "".join(self.parsed.text(node).split()).lstrip(":")
+        api = self.types.api_for(name)
+        if api is None or name == api.namespace or name in self.defs.constants:
+            return
+        self._add(node, name, api, judge_constant(api, name))
+
+    # ---- method calls
+
+    def _call(self, node: Node) -> None:
+        method_node = node.child_by_field_name("method")
+        if method_node is None:
+            return
+        method = self.parsed.text(method_node)
+        if self.in_test and method in DOUBLE_METHODS:
+            return
+        recv = node.child_by_field_name("receiver")
+        if recv is None or recv.type == "self":
+            self._self_call(node, method)
+            return
+        rtype = self.types.type_of(recv)
+        if rtype is None or rtype.kind == "array":
+            return
+        api = self.types.api_for(rtype.name)
+        if api is None:
+            return
+        writer = _is_attribute_write(node)
+        name = method + "=" if writer else method
+        if rtype.kind != "opaque" and self.defs.defines(rtype.name, name):
+            return
+        args = CallArgs(positional=1) if writer else read_args(self.parsed, node)
+        judgement = judge_method(api, rtype, name, args)
+        if judgement is not None:
+            self._add(node, display_call(rtype, name, api.namespace), api, judgement)
+
+    def _self_call(self, node: Node, method: str) -> None:
+        """Bare calls inside a subclass of a gem class: class-body DSL or inherited instance methods."""
+        klass = enclosing_class(node)
+        superclass = klass.child_by_field_name("superclass") if klass is not None else None
+        if klass is None or superclass is None or not superclass.named_children:
+            return
+        stype = self.types.constant_type(self.parsed.text(superclass.named_children[0]))
+        if stype is None or stype.kind != "const" or method in self.types.class_methods(klass):
+            return
+        api = self.types.api_for(stype.name)
+        in_body = scope_of(node).id == klass.id
+        rtype = stype if in_body else RType.instance(stype.name)
+        if api is None or api.lookup(rtype.name, method, in_body).method is None:
+            return  # the class's own helper, Kernel, Rails: not ours to judge
+        judgement = judge_method(api, rtype, method, read_args(self.parsed, node))
+        if judgement is not None:
+            self._add(node, display_call(rtype, method, api.namespace), api, judgement)
+
+    def _add(self, node: Node, call: str, api: GemApi, judgement: Judgement) -> None:
+        definition = None
+        loc = judgement.location
+        if loc is not None and loc.path and judgement.verdict in ("ok", "bad_arguments"):
+            definition = Definition(gem=api.gem, version=api.version or "", path=loc.path, line=loc.line)
+        self.calls.append(
+            ApiCall(
+                path=self.parsed.rel, line=line_of(node), call=call, verdict=judgement.verdict,
+                definition=definition, detail=judgement.detail, suggestions=list(judgement.suggestions),
+                in_test=self.in_test,
+            )
+        )  # fmt: skip
+
+
+def _is_attribute_write(node: Node) -> bool:
+    parent = node.parent
+    return (
+        parent is not None
+        and parent.type in ("assignment", "operator_assignment")
+        and parent.child_by_field_name("left") == node
+    )
+
+
+def judge_constant(api: GemApi, name: str) -> Judgement:
+    if api.index is None:
+        return Judgement("unverifiable", api_unavailable(api))
+    foreign = api.foreign_constant(name)
+    if foreign is not None:
+        return Judgement("unverifiable", f"{name} belongs to gem {foreign}, not {api.gem}")
+    location = api.constant_location(name)
+    if location is not None:
+        return Judgement("ok", location=location)
+    parent = name.rpartition("::")[0]
+    if parent and api.constant_location(parent) is None and api.find_class(parent) is None and parent != api.namespace:
+        detail = f"{parent} is not defined in {api.gem} {api.version or ''}".rstrip()
+    else:
+        detail = f"{name} is not defined in {api.gem} {api.version or ''}".rstrip()
+    return Judgement("missing", detail, tuple(api.constant_suggestions(name)))
+
+
+def judge_method(api: GemApi, rtype: RType, method: str, args: CallArgs) -> Judgement | None:
+    """The verdict for `method` called on a value of `rtype`; None when it is not a gem call at all."""
+    if rtype.kind == "opaque":
+        return Judgement("unverifiable", f"receiver comes from {rtype.name}, which could not be resolved")
+    if api.index is None:
+        return Judgement("unverifiable", api_unavailable(api))
+    singleton = rtype.kind == "const"
+    found = api.lookup(rtype.name, method, singleton)
+    md = found.method
+    if md is None:
+        if api.is_core(rtype, method):
+            return None
+        if not found.certain:
+            why = f"matches dynamic pattern {found.via_pattern}" if found.via_pattern else "class is open"
+            return Judgement("unverifiable", f"{method} on {rtype.name}: {why} (method_missing or unknown ancestor)")
+        kind = "class method" if singleton else "method"
+        detail = f"undefined {kind} '{method}' for {rtype.name}"
+        return Judgement("missing", detail, tuple(api.suggestions(rtype.name, method, singleton)))
+    if found.owner is not None and api.find_class(found.owner) is None:
+        return None  # Ruby core (Object, Kernel, Enumerable...): not a gem call
+    if md.visibility != "public":
+        return Judgement("missing", f"{md.visibility} method", location=md.location)
+    return _judge_arguments(api, md, found.owner, args)
+
+
+def _judge_arguments(api: GemApi, md: MethodDef, owner: str | None, args: CallArgs) -> Judgement:
+    if md.name.endswith("=") and md.origin in ("attr", "macro", "struct"):
+        return Judgement("ok", location=md.location)
+    eff = api.effective(md, owner)
+    if eff.params is None:
+        return Judgement("unverifiable", eff.note, location=md.location)
+    arity = check_args(eff.params, args)
+    if arity.status == "unknown":
+        return Judgement("unverifiable", arity.detail, location=md.location)
+    if arity.status == "bad":
+        via = f" (forwarded to {eff.via})" if eff.via else ""
+        return Judgement("bad_arguments", f"{arity.detail}{via}", location=md.location)
+    block = block_ignored(md.name, eff.takes_block, args)
+    if block.status == "bad":
+        return Judgement("bad_arguments", block.detail, location=md.location)
+    return Judgement("ok", location=md.location)
+
+
+def api_unavailable(api: GemApi) -> str:
+    return f"no source of {api.gem} available to verify against"

@@ -1,0 +1,260 @@
+"""Test doubles that imitate an API the gem does not have: fake classes and stubs (tests only).
+
+A fake class is one whose name says so (Fake/Stub/Mock/Dummy/Double/Spy + Chat/Message/Client/LLM...)
+and which defines a marker method of the gem's surface (ask, say, complete, content, add_message,
+with_instructions); the gem class it imitates is the one sharing the most method names with it.
+Stubs are Minitest `X.stub(:m)`, Mocha `X.stubs/expects(:m)` and `X.any_instance.stubs(:m)`, RSpec
+`allow(X).to receive(:m)` / `allow_any_instance_of(X)` and `stub_const("RubyLLM::X")`.
+Invariants: only called with a gem index in hand; a mismatch is reported only when the lookup proves
+absence (certain), never for Ruby core methods; one file's oddities never raise out of here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from shipbench.audit.ruby.infer_model import RType, display_call, relative
+from shipbench.audit.ruby.infer_types import FileTypes
+from shipbench.audit.ruby.parse import Node, ParsedSource, line_of, walk
+from shipbench.audit.ruby.resolve_api import GemApi
+from shipbench.audit.ruby.verify_types import FakeMismatch
+
+FAKE_WORDS = re.compile(r"Fake|Stub|Mock|Dummy|Double|Spy")
+GEM_WORDS = re.compile(r"Chat|Message|Client|LLM|Llm|Response|Reply|Completion|Assistant|Bot|Model|Ai\b|AI")
+MARKERS = frozenset({"ask", "say", "complete", "content", "add_message", "with_instructions"})
+NOT_API = frozenset({"initialize", "method_missing", "respond_to_missing?", "to_s", "inspect", "==", "to_h"})
+STUB_METHODS = frozenset({"stub", "stubs", "expects", "stub_any_instance"})
+RSPEC_SUBJECTS = {
+    "allow": False, "expect": False, "allow_any_instance_of": True, "expect_any_instance_of": True,
+}  # fmt: skip
+RSPEC_TO = frozenset({"to", "not_to", "to_not"})
+
+
+@dataclass
+class FakeClass:
+    name: str
+    node: Node
+    defs: dict[str, Node] = field(default_factory=dict)  # public instance defs
+    attrs: set[str] = field(default_factory=set)
+
+
+def find_fakes(parsed: ParsedSource, types: FileTypes, api: GemApi) -> list[FakeMismatch]:
+    out: list[FakeMismatch] = []
+    for node in walk(parsed.root):
+        if node.type == "class":
+            out += _fake_class_mismatches(parsed, node, api)
+        elif node.type == "call":
+            out += _stub_mismatches(parsed, node, types, api)
+    return out
+
+
+# ---- fake classes
+
+
+def _fake_class_mismatches(parsed: ParsedSource, node: Node, api: GemApi) -> list[FakeMismatch]:
+    fake = _read_fake(parsed, node)
+    if fake is None:
+        return []
+    real = _imitated(fake, api)
+    if real is None:
+        return []
+    out: list[FakeMismatch] = []
+    for method, def_node in sorted(fake.defs.items()):
+        if method in NOT_API:
+            continue
+        found = api.lookup(real, method, False)
+        if found.method is not None or not found.certain or api.is_core(RType.instance(real), method):
+            continue
+        hint = api.suggestions(real, method, False)
+        detail = f"{real} has no method {method}" + (f"; did you mean {', '.join(hint)}?" if hint else "")
+        out.append(
+            FakeMismatch(
+                path=parsed.rel, line=line_of(def_node), kind="fake_method", name=f"{fake.name}#{method}",
+                real=relative(real, api.namespace), detail=detail,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _read_fake(parsed: ParsedSource, node: Node) -> FakeClass | None:
+    name_node = node.child_by_field_name("name")
+    name = parsed.text(name_node).split("::")[-1] if name_node is not None else ""
+    if not (FAKE_WORDS.search(name) and GEM_WORDS.search(name)):
+        return None
+    fake = FakeClass(name=name, node=node)
+    body = node.child_by_field_name("body")
+    visibility = "public"
+    for child in body.named_children if body is not None else []:
+        if child.type == "identifier" and parsed.text(child) in ("private", "protected", "public"):
+            visibility = parsed.text(child)
+        elif child.type == "method" and visibility == "public":
+            _add_def(parsed, fake, child)
+        elif child.type == "call":
+            _read_class_call(parsed, fake, child)
+    return fake if (set(fake.defs) | fake.attrs) & MARKERS else None
+
+
+def _add_def(parsed: ParsedSource, fake: FakeClass, method: Node) -> None:
+    name = method.child_by_field_name("name")
+    if name is not None:
+        fake.defs.setdefault(parsed.text(name), method)
+
+
+def _read_class_call(parsed: ParsedSource, fake: FakeClass, call: Node) -> None:
+    method = call.child_by_field_name("method")
+    args = call.child_by_field_name("arguments")
+    if method is None or args is None:
+        return
+    name = parsed.text(method)
+    if name in ("attr_reader", "attr_accessor", "attr_writer"):
+        fake.attrs.update(parsed.text(a).lstrip(":") for a in args.named_children if a.type == "simple_symbol")
+    elif name == "public":
+        for arg in args.named_children:
+            if arg.type == "method":
+                _add_def(parsed, fake, arg)
+
+
+def _imitated(fake: FakeClass, api: GemApi) -> str | None:
+    """The gem class sharing the most (non-core) method names with the fake; ties go to the class with
+    more marker methods, then to the one the fake's name mentions, then to the one defining them itself."""
+    if api.index is None:
+        return None
+    names = sorted(set(fake.defs) | fake.attrs)
+    best: tuple[int, int, int, int, str] | None = None
+    for cls in api.index.classes.values():
+        if cls.kind != "class" or not api.owns(cls.name):
+            continue
+        owners = {n: _gem_owner(api, cls.name, n) for n in names}
+        overlap = sum(1 for o in owners.values() if o is not None)
+        markers = sum(1 for n, o in owners.items() if o is not None and n in MARKERS)
+        own = sum(1 for o in owners.values() if o == cls.name)
+        short = cls.name.rpartition("::")[2]
+        score = (overlap, markers, 1 if short and short in fake.name else 0, own, cls.name)
+        if overlap and (best is None or score[:4] > best[:4]):
+            best = score
+    return best[4] if best is not None else None
+
+
+def _gem_owner(api: GemApi, class_name: str, method: str) -> str | None:
+    """The gem class defining `method` for instances of `class_name` (None if absent or Ruby core)."""
+    found = api.lookup(class_name, method, False)
+    if found.method is None or found.owner is None or api.find_class(found.owner) is None:
+        return None
+    return found.owner
+
+
+# ---- stubs
+
+
+def _stub_mismatches(parsed: ParsedSource, call: Node, types: FileTypes, api: GemApi) -> list[FakeMismatch]:
+    method_node = call.child_by_field_name("method")
+    method = parsed.text(method_node) if method_node is not None else ""
+    if method == "stub_const":
+        return _stub_const(parsed, call, api)
+    if method in STUB_METHODS:
+        recv = call.child_by_field_name("receiver")
+        target = _stub_target(parsed, recv, types) if recv is not None else None
+        return _check_stubbed(parsed, call, target, _symbol_args(parsed, call), api)
+    if method in ("receive", "receive_messages") and call.child_by_field_name("receiver") is None:
+        target = _rspec_target(parsed, call, types)
+        return _check_stubbed(parsed, call, target, _symbol_args(parsed, call), api)
+    return []
+
+
+def _stub_target(parsed: ParsedSource, recv: Node, types: FileTypes) -> RType | None:
+    """The type whose method is stubbed: `X.any_instance` -> instances of X, else the receiver's type."""
+    if recv.type == "call":
+        inner_method = recv.child_by_field_name("method")
+        inner_recv = recv.child_by_field_name("receiver")
+        if inner_method is not None and parsed.text(inner_method) == "any_instance" and inner_recv is not None:
+            owner = types.type_of(inner_recv)
+            return RType.instance(owner.name) if owner is not None and owner.kind == "const" else owner
+    return types.type_of(recv)
+
+
+def _rspec_target(parsed: ParsedSource, receive: Node, types: FileTypes) -> RType | None:
+    current: Node | None = receive.parent
+    for _ in range(8):
+        if current is None:
+            return None
+        method = current.child_by_field_name("method") if current.type == "call" else None
+        if method is not None and parsed.text(method) in RSPEC_TO:
+            subject = current.child_by_field_name("receiver")
+            break
+        current = current.parent
+    else:
+        return None
+    if subject is None or subject.type != "call" or (subj_method := subject.child_by_field_name("method")) is None:
+        return None
+    any_instance = RSPEC_SUBJECTS.get(parsed.text(subj_method))
+    args = subject.child_by_field_name("arguments")
+    if any_instance is None or args is None or not args.named_children:
+        return None
+    owner = types.type_of(args.named_children[0])
+    if any_instance and owner is not None and owner.kind == "const":
+        return RType.instance(owner.name)
+    return owner
+
+
+def _symbol_args(parsed: ParsedSource, call: Node) -> list[str]:
+    args = call.child_by_field_name("arguments")
+    names: list[str] = []
+    for arg in args.named_children if args is not None else []:
+        if arg.type == "simple_symbol":
+            names.append(parsed.text(arg).lstrip(":"))
+        elif arg.type == "pair" and (key := arg.child_by_field_name("key")) is not None:
+            names.append(parsed.text(key).lstrip(":").rstrip(":"))
+        if names and arg.type == "simple_symbol":
+            break  # stub(:m, value): only the first symbol names a method
+    return names
+
+
+def _check_stubbed(
+    parsed: ParsedSource, call: Node, target: RType | None, methods: list[str], api: GemApi
+) -> list[FakeMismatch]:
+    if target is None or not methods or target.kind == "array" or api.index is None:
+        return []
+    if target.kind == "opaque":
+        if "#" in target.name or "." in target.name:
+            return []
+        return [_missing_constant(parsed, call, target.name, api)]
+    out: list[FakeMismatch] = []
+    singleton = target.kind == "const"
+    for method in methods:
+        found = api.lookup(target.name, method, singleton)
+        if found.method is not None or not found.certain or api.is_core(target, method):
+            continue
+        hint = api.suggestions(target.name, method, singleton)
+        detail = f"{target.name} has no {'class ' if singleton else ''}method {method}"
+        detail += f"; did you mean {', '.join(hint)}?" if hint else ""
+        out.append(
+            FakeMismatch(
+                path=parsed.rel, line=line_of(call), kind="stubbed_method",
+                name=display_call(target, method, api.namespace), real=relative(target.name, api.namespace) or
+                target.name, detail=detail,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _stub_const(parsed: ParsedSource, call: Node, api: GemApi) -> list[FakeMismatch]:
+    args = call.child_by_field_name("arguments")
+    first = args.named_children[0] if args is not None and args.named_children else None
+    if first is None or first.type != "string":
+        return []
+    name = parsed.text(first).strip("'\"").lstrip(":")
+    if not api.owns(name) or name == api.namespace or api.foreign_constant(name) is not None:
+        return []
+    if api.constant_location(name) is not None:
+        return []
+    return [_missing_constant(parsed, call, name, api)]
+
+
+def _missing_constant(parsed: ParsedSource, call: Node, name: str, api: GemApi) -> FakeMismatch:
+    hint = api.constant_suggestions(name)
+    detail = f"{name} does not exist in {api.gem}" + (f"; did you mean {', '.join(hint)}?" if hint else "")
+    return FakeMismatch(
+        path=parsed.rel, line=line_of(call), kind="missing_constant", name=name,
+        real=relative(hint[0], api.namespace) if hint else "", detail=detail,
+    )  # fmt: skip

@@ -1,0 +1,422 @@
+"""Evidence of where a rails-chat app keeps its conversation: one `StoreSignal` per store write or
+store declaration (session/cookie writes, Rails.cache, DB models, singletons, class-level stores,
+browser-side history), plus a file reference graph used to tell which store the LLM code uses.
+
+Invariants: signals come from app code only (app/, lib/, config/, views, app JS), in a stable order
+(file path order, then source order); a signal is `conversational` when its key, name or value
+names conversation data. Nothing here assigns a kind to the project: persistence.py ranks signals.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from shipbench.audit.checks import AuditContext
+from shipbench.audit.ruby.parse import Node, ParsedSource, line_of, of_type
+from shipbench.tasks.rails_chat.checks._common import (
+    app_ruby,
+    calls,
+    class_name,
+    enclosing_class,
+    enclosing_method,
+    llm_entry_calls,
+)
+from shipbench.tasks.rails_chat.checks._frontend import (
+    js_callee,
+    js_calls,
+    js_fetch_calls,
+    js_units,
+    view_sources,
+)
+
+SERVER_KINDS = frozenset({"session_cookie", "rails_cache", "database", "singleton", "class_variable"})
+CONV_RE = re.compile(r"messag|histor|conversation|chat|transcript|thread|turns|dialog", re.I)
+HISTORY_RE = re.compile(r"messages|histor|conversation|transcript|turns|dialog|session", re.I)
+"""Receivers that hold a history (for cap detection); singular `message` is the new input, not it."""
+_HISTORY_PARAM_RE = re.compile(r"^(?:messages|history|histories|conversation|transcript|turns)$", re.I)
+_ID_RE = re.compile(r"(?:^|_)(?:id|ids|key|token|uuid)$", re.I)
+_VALUE_CONV_RE = re.compile(r"\brole\b|messages|histor|conversation|transcript", re.I)
+_SESSION_RE = re.compile(r"^(?:@?session|request\.session|controller\.session)$")
+_COOKIE_RE = re.compile(r"^cookies(?:\.(?:permanent|encrypted|signed))*$")
+_APPEND_METHODS = frozenset({"push", "append", "concat", "unshift", "prepend", "insert", "store", "merge!"})
+_MUTATORS = _APPEND_METHODS | {
+    "delete",
+    "clear",
+    "[]=",
+    "update",
+    "fetch",
+    "compute_if_absent",
+    "put_if_absent",
+}
+_COLLECTION_CLASSES = frozenset(
+    {"Hash", "Array", "Set", "Concurrent::Hash", "Concurrent::Map", "Concurrent::Array", "ThreadSafe::Cache"}
+)
+_SPECIAL_GLOBALS = frozenset(
+    {"$stdout", "$stderr", "$stdin", "$PROGRAM_NAME", "$VERBOSE", "$DEBUG", "$LOAD_PATH"}
+)
+_ASSIGNMENTS = ("assignment", "operator_assignment")
+_RECORD_BASES = frozenset({"ApplicationRecord", "ActiveRecord::Base"})
+
+
+@dataclass(frozen=True)
+class StoreSignal:
+    kind: str
+    parsed: ParsedSource
+    line: int  # 1-based line of the write or declaration
+    conversational: bool
+    name: str = ""  # session key, store variable, class name
+    container: str = ""  # "session" | "cookies" for session_cookie signals
+
+    @property
+    def rel(self) -> str:
+        return self.parsed.rel
+
+
+def session_key(name: str) -> str:
+    return name.strip(":'\"")
+
+
+def _unwrap(node: Node | None) -> Node | None:
+    """The stored value of `a = b ||= {}` chains and parenthesised values."""
+    while node is not None and node.type in (*_ASSIGNMENTS, "parenthesized_statements"):
+        node = node.child_by_field_name("right") if node.type in _ASSIGNMENTS else node.named_child(0)
+    return node
+
+
+def is_store_value(parsed: ParsedSource, node: Node | None) -> bool:
+    """An empty collection, a collection constructor, or a RubyLLM chat object."""
+    node = _unwrap(node)
+    if node is None:
+        return False
+    if node.type in ("hash", "array"):
+        return node.named_child_count == 0
+    if node.type != "call":
+        return False
+    recv = node.child_by_field_name("receiver")
+    method = node.child_by_field_name("method")
+    if recv is not None and method is not None and parsed.text(method) == "new":
+        return parsed.text(recv).lstrip(":") in _COLLECTION_CLASSES
+    return any(site.node == node for site in llm_entry_calls(parsed))
+
+
+# ---------------------------------------------------------------- session / cookies
+
+
+def _container(parsed: ParsedSource, ref: Node) -> str:
+    obj = ref.child_by_field_name("object")
+    text = parsed.text(obj) if obj is not None else ""
+    if _SESSION_RE.match(text):
+        return "session"
+    return "cookies" if _COOKIE_RE.match(text) else ""
+
+
+def _written_ref(parsed: ParsedSource, node: Node) -> tuple[Node, Node | None] | None:
+    """(element_reference, value) when `node` writes into `x[k]`: `x[k] = v`, `||=`, `<<`, `x[k].push(v)`."""
+    if node.type in _ASSIGNMENTS or (node.type == "binary" and _op(parsed, node) == "<<"):
+        left = node.child_by_field_name("left")
+        if left is not None and left.type == "element_reference":
+            return left, node.child_by_field_name("right")
+    if node.type == "call":
+        recv = node.child_by_field_name("receiver")
+        method = node.child_by_field_name("method")
+        appends = method is not None and parsed.text(method) in _APPEND_METHODS
+        if recv is not None and recv.type == "element_reference" and appends:
+            return recv, node.child_by_field_name("arguments")
+    return None
+
+
+def _op(parsed: ParsedSource, node: Node) -> str:
+    op = node.child_by_field_name("operator")
+    return parsed.text(op) if op is not None else ""
+
+
+def _session_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
+    for node in of_type(parsed.root, *_ASSIGNMENTS, "binary", "call"):
+        written = _written_ref(parsed, node)
+        if written is None:
+            continue
+        ref, value = written
+        container = _container(parsed, ref)
+        if not container:
+            continue
+        key_node = ref.named_child(1) if ref.named_child_count > 1 else None
+        key = session_key(parsed.text(key_node)) if key_node is not None else ""
+        conv = bool(CONV_RE.search(key)) and not _ID_RE.search(key)
+        conv = conv or (value is not None and bool(_VALUE_CONV_RE.search(parsed.text(value))))
+        if conv:
+            yield StoreSignal("session_cookie", parsed, line_of(node), True, key, container)
+
+
+# ---------------------------------------------------------------- Rails.cache, database
+
+
+def _cache_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
+    mentions_cache = b"Rails.cache" in parsed.source
+    for site in calls(parsed, "write", "fetch"):
+        recv = site.receiver.lstrip(":")
+        if recv != "Rails.cache" and not (mentions_cache and recv.lower().endswith("cache")):
+            continue
+        args = site.node.child_by_field_name("arguments")
+        first = args.named_child(0) if args is not None and args.named_child_count else None
+        if first is None:
+            continue
+        key = parsed.text(first)
+        literal = first.type in ("simple_symbol", "string") and "#{" not in key
+        conv = bool(CONV_RE.search(key))
+        if conv or not literal:
+            yield StoreSignal("rails_cache", parsed, line_of(site.node), conv, key)
+
+
+def _database_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
+    for klass in of_type(parsed.root, "class"):
+        sup = klass.child_by_field_name("superclass")
+        name = class_name(parsed, klass)
+        if (
+            sup is not None
+            and parsed.text(sup).lstrip("< :") in _RECORD_BASES
+            and name != "ApplicationRecord"
+        ):
+            yield StoreSignal("database", parsed, line_of(klass), bool(CONV_RE.search(name)), name)
+    for site in calls(parsed, "acts_as_chat", "acts_as_message"):
+        yield StoreSignal("database", parsed, line_of(site.node), True, site.method)
+    for site in calls(parsed):
+        if site.receiver.lstrip(":") in ("Redis", "Kredis") and site.method in (
+            "new",
+            "current",
+            "list",
+            "json",
+        ):
+            yield StoreSignal(
+                "database", parsed, line_of(site.node), bool(CONV_RE.search(parsed.text(site.node)))
+            )
+
+
+# ---------------------------------------------------------------- process-local stores
+
+
+def _class_holds_store(parsed: ParsedSource, klass: Node | None) -> tuple[bool, bool]:
+    """(holds a collection/chat in an ivar, that ivar or the class names conversation data)."""
+    if klass is None:
+        return False, False
+    held = [
+        parsed.text(left)
+        for node in of_type(klass, *_ASSIGNMENTS)
+        if (left := node.child_by_field_name("left")) is not None
+        and left.type in ("instance_variable", "class_variable")
+        and is_store_value(parsed, node.child_by_field_name("right"))
+    ]
+    names = " ".join([class_name(parsed, klass), *held])
+    return bool(held), bool(CONV_RE.search(names))
+
+
+def _singleton_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
+    for site in calls(parsed, "include"):
+        args = site.node.child_by_field_name("arguments")
+        if args is None or parsed.text(args).strip("() ").lstrip(":") != "Singleton":
+            continue
+        holds, conv = _class_holds_store(parsed, enclosing_class(site.node))
+        if holds:
+            yield StoreSignal("singleton", parsed, line_of(site.node), conv, "Singleton")
+    for node in of_type(parsed.root, *_ASSIGNMENTS):
+        left = node.child_by_field_name("left")
+        right = node.child_by_field_name("right")
+        if left is None or right is None:
+            continue
+        name = parsed.text(left)
+        if (
+            left.type == "instance_variable"
+            and name == "@instance"
+            and parsed.text(right) in ("new", "self.new")
+        ):
+            holds, conv = _class_holds_store(parsed, enclosing_class(node))
+            if holds:
+                yield StoreSignal("singleton", parsed, line_of(node), conv, name)
+        elif (
+            left.type == "global_variable" and name not in _SPECIAL_GLOBALS and is_store_value(parsed, right)
+        ):
+            yield StoreSignal("singleton", parsed, line_of(node), _names_conv(parsed, node, name), name)
+
+
+def _names_conv(parsed: ParsedSource, node: Node, name: str) -> bool:
+    klass = enclosing_class(node)
+    owner = class_name(parsed, klass) if klass is not None else ""
+    return bool(CONV_RE.search(f"{owner} {name}")) or any(
+        site.node == _unwrap(node.child_by_field_name("right")) for site in llm_entry_calls(parsed)
+    )
+
+
+def _class_level(node: Node) -> bool:
+    """Whether code at `node` runs with the class (not an instance) as self (blocks: assume not)."""
+    scope = node.parent
+    while scope is not None and scope.type not in ("method", "singleton_method", "class", "module"):
+        if scope.type in ("block", "do_block", "lambda"):
+            return False
+        scope = scope.parent
+    method = enclosing_method(node)
+    if method is None:
+        return enclosing_class(node) is not None
+    if method.type == "singleton_method":
+        return True
+    scope = method.parent
+    while scope is not None and scope.type not in ("singleton_class", "class", "module"):
+        scope = scope.parent
+    return scope is not None and scope.type == "singleton_class"
+
+
+def _class_store_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
+    for node in of_type(parsed.root, *_ASSIGNMENTS):
+        left = node.child_by_field_name("left")
+        if left is None or not is_store_value(parsed, node.child_by_field_name("right")):
+            continue
+        name = parsed.text(left)
+        class_var = left.type == "class_variable"
+        class_ivar = left.type == "instance_variable" and name != "@instance" and _class_level(node)
+        setter = left.type == "call" and _receiver_is_constant(left)
+        if class_var or class_ivar or setter:
+            yield StoreSignal("class_variable", parsed, line_of(node), _names_conv(parsed, node, name), name)
+
+
+def _receiver_is_constant(call: Node) -> bool:
+    recv = call.child_by_field_name("receiver")
+    return recv is not None and recv.type in ("constant", "scope_resolution")
+
+
+def _constant_stores(sources: list[ParsedSource]) -> Iterator[StoreSignal]:
+    """`STORE = {}` (or Hash.new, Concurrent::Map.new...) that some app code mutates."""
+    declared: list[tuple[ParsedSource, Node, str]] = []
+    for parsed in sources:
+        for node in of_type(parsed.root, "assignment"):
+            left = node.child_by_field_name("left")
+            if (
+                left is not None
+                and left.type == "constant"
+                and is_store_value(parsed, node.child_by_field_name("right"))
+            ):
+                declared.append((parsed, node, parsed.text(left)))
+    for parsed, node, name in declared:
+        if any(_mutates(p, name) for p in sources):
+            yield StoreSignal("class_variable", parsed, line_of(node), _names_conv(parsed, node, name), name)
+
+
+def _mutates(parsed: ParsedSource, name: str) -> bool:
+    def names_it(target: Node | None) -> bool:
+        if target is None:
+            return False
+        if target.type == "element_reference":
+            target = target.child_by_field_name("object")
+        return target is not None and parsed.text(target).split("::")[-1] == name
+
+    for node in of_type(parsed.root, *_ASSIGNMENTS, "binary", "call"):
+        written = _written_ref(parsed, node)
+        if written is not None and names_it(written[0]):
+            return True
+        if node.type == "call":
+            method = node.child_by_field_name("method")
+            mutator = method is not None and parsed.text(method) in _MUTATORS
+            if mutator and names_it(node.child_by_field_name("receiver")):
+                return True
+    return False
+
+
+# ---------------------------------------------------------------- browser-side history
+
+
+_STORAGE_OBJECTS = frozenset(
+    {"localStorage", "sessionStorage", "window.localStorage", "window.sessionStorage"}
+)
+_HIDDEN_RE = re.compile(
+    r"""hidden_field(?:_tag)?\s*\(?\s*:?["']?(messages|history|conversation|transcript)\b"""
+    r"""|<input[^>]*type=["']hidden["'][^>]*name=["'][^"']*(messages|history|conversation|transcript)""",
+    re.I,
+)
+
+
+def _client_js_signals(ctx: AuditContext) -> Iterator[StoreSignal]:
+    for unit in js_units(ctx):
+        for call in js_calls(unit, "setItem"):
+            if js_callee(unit, call)[0] in _STORAGE_OBJECTS and CONV_RE.search(unit.text(call)):
+                yield StoreSignal("client_side", unit, line_of(call), True, "localStorage")
+        for call in js_fetch_calls(unit):
+            args = call.child_by_field_name("arguments")
+            if args is not None and _history_in(unit.text(args)):
+                yield StoreSignal("client_side", unit, line_of(call), True, "fetch")
+        for call in js_calls(unit, "append", "set"):  # FormData / URLSearchParams fields
+            args = call.child_by_field_name("arguments")
+            first = args.named_child(0) if args is not None and args.named_child_count else None
+            field = unit.text(first).strip("'\"`") if first is not None and first.type == "string" else ""
+            if _HISTORY_PARAM_RE.match(field):
+                yield StoreSignal("client_side", unit, line_of(call), True, "form field")
+
+
+def _history_in(text: str) -> bool:
+    return any(_HISTORY_PARAM_RE.match(word) for word in re.findall(r"[A-Za-z_]+", text))
+
+
+def _client_view_signals(ctx: AuditContext) -> Iterator[StoreSignal]:
+    for view in view_sources(ctx):
+        text = view.source.decode("utf-8", "replace")
+        match = _HIDDEN_RE.search(text)
+        if match:
+            line = text.count("\n", 0, match.start()) + 1
+            yield StoreSignal("client_side", view, line, True, "hidden field")
+
+
+def _client_param_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
+    for ref in of_type(parsed.root, "element_reference"):
+        obj = ref.child_by_field_name("object")
+        key = ref.named_child(1) if ref.named_child_count > 1 else None
+        if obj is None or key is None or parsed.text(obj) != "params":
+            continue
+        if _HISTORY_PARAM_RE.match(session_key(parsed.text(key))):
+            yield StoreSignal("client_side", parsed, line_of(ref), True, parsed.text(key))
+
+
+# ---------------------------------------------------------------- all signals, file graph
+
+
+def collect_signals(ctx: AuditContext) -> list[StoreSignal]:
+    sources = app_ruby(ctx)
+    signals: list[StoreSignal] = []
+    for parsed in sources:
+        for collect in (_session_signals, _cache_signals, _database_signals):
+            signals.extend(collect(parsed))
+        signals.extend(_singleton_signals(parsed))
+        signals.extend(_class_store_signals(parsed))
+    signals.extend(_constant_stores(sources))
+    signals.extend(_client_js_signals(ctx))
+    signals.extend(_client_view_signals(ctx))
+    for parsed in sources:
+        signals.extend(_client_param_signals(parsed))
+    return signals
+
+
+def _defined(parsed: ParsedSource) -> set[str]:
+    return {class_name(parsed, k).split("::")[-1] for k in of_type(parsed.root, "class", "module")}
+
+
+def _referenced(parsed: ParsedSource) -> set[str]:
+    return {parsed.text(n) for n in of_type(parsed.root, "constant")}
+
+
+def file_graph(sources: list[ParsedSource]) -> dict[str, set[str]]:
+    """Undirected 'one file references a class or module the other defines' graph over `sources`."""
+    defined = {p.rel: _defined(p) - {""} for p in sources}
+    graph: dict[str, set[str]] = {p.rel: set() for p in sources}
+    for parsed in sources:
+        refs = _referenced(parsed)
+        for other, names in defined.items():
+            if other != parsed.rel and refs & names:
+                graph[parsed.rel].add(other)
+                graph[other].add(parsed.rel)
+    return graph
+
+
+def neighbourhood(graph: dict[str, set[str]], start: set[str], distance: int) -> set[str]:
+    seen = set(start)
+    frontier = set(start)
+    for _ in range(distance):
+        frontier = {n for f in frontier for n in graph.get(f, set())} - seen
+        seen |= frontier
+    return seen

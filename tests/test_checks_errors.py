@@ -1,0 +1,186 @@
+"""errors checks: rescue coverage through methods, callers and rescue_from; typed vs untyped;
+swallowed failures; user feedback; API-key preflight (bad fire at their lines, good are silent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import make_context, write_tree
+
+from shipbench.audit.checks import AuditContext, Hit
+from shipbench.tasks.rails_chat.checks import errors as e
+
+GEMFILE = 'source "https://rubygems.org"\ngem "rails"\ngem "ruby_llm"\n'
+INIT = 'RubyLLM.configure do |c|\n  c.openrouter_api_key = ENV["OPENROUTER_API_KEY"]\nend\n'
+SERVICE = """class LlmClient
+  class Error < StandardError; end
+
+  def reply(prompt)
+    chat = RubyLLM.chat
+    chat.ask(prompt).content
+  rescue RubyLLM::Error => e
+    raise Error, "The assistant is unavailable: #{e.message}"
+  end
+end
+"""
+CONTROLLER = """class ChatsController < ApplicationController
+  def create
+    @reply = LlmClient.new.reply(params[:message])
+  rescue LlmClient::Error => e
+    flash.now[:alert] = e.message
+    render :show, status: :bad_gateway
+  end
+end
+"""
+
+
+def ctx_for(tmp_path: Path, files: dict[str, str]) -> AuditContext:
+    base = {"Gemfile": GEMFILE, "config/application.rb": "", "config/initializers/ruby_llm.rb": INIT}
+    return make_context(write_tree(tmp_path / "app", {**base, **files}))
+
+
+def places(hits: list[Hit]) -> list[tuple[str, int]]:
+    return sorted((ev.path, ev.line) for h in hits for ev in h.evidence)
+
+
+def all_hits(ctx: AuditContext) -> list[str]:
+    return sorted(h.rule for check in e.CHECKS for h in check(ctx))
+
+
+def test_good_project_typed_rescue_with_feedback_and_preflight_is_silent(tmp_path: Path) -> None:
+    init = INIT.replace('ENV["OPENROUTER_API_KEY"]', 'ENV.fetch("OPENROUTER_API_KEY")')
+    files = {
+        "app/services/llm_client.rb": SERVICE,
+        "app/controllers/chats_controller.rb": CONTROLLER,
+        "config/initializers/ruby_llm.rb": init,
+    }
+    assert all_hits(ctx_for(tmp_path, files)) == []
+
+
+def test_no_rescue_fires_at_each_uncovered_send(tmp_path: Path) -> None:
+    svc = (
+        "class ChatSession\n"  # 1
+        "  def initialize\n"  # 2
+        "    @chat = RubyLLM.chat\n"  # 3
+        "  end\n"  # 4
+        "  def ask(m)\n"  # 5
+        "    @chat.ask(m).content\n"  # 6
+        "  end\n"
+        "end\n"
+    )
+    ctrl = "class ChatsController < ApplicationController\n  def create\n    @s.ask(params[:m])\n  end\nend\n"
+    hits = list(
+        e.check_no_rescue(
+            ctx_for(tmp_path, {"app/models/chat_session.rb": svc, "app/controllers/c_controller.rb": ctrl})
+        )
+    )
+    assert [h.rule for h in hits] == ["errors.no_rescue"]
+    assert ("app/models/chat_session.rb", 6) in places(hits)
+
+
+def test_rescue_in_caller_covers_the_send(tmp_path: Path) -> None:
+    svc = SERVICE.replace(
+        '  rescue RubyLLM::Error => e\n    raise Error, "The assistant is unavailable: #{e.message}"\n', ""
+    )
+    files = {"app/services/llm_client.rb": svc, "app/controllers/chats_controller.rb": CONTROLLER}
+    assert list(e.check_no_rescue(ctx_for(tmp_path, files))) == []
+
+
+def test_rescue_from_in_application_controller_covers_controller_send(tmp_path: Path) -> None:
+    ctrl = (
+        "class ChatsController < ApplicationController\n"
+        "  def create\n    RubyLLM.chat.ask(params[:m])\n  end\nend\n"
+    )
+    app = (
+        "class ApplicationController < ActionController::Base\n"
+        "  rescue_from RubyLLM::Error, with: :llm_down\n"
+        "  def llm_down(err)\n    redirect_to root_path, alert: 'The assistant is down'\n  end\nend\n"
+    )
+    files = {"app/controllers/chats_controller.rb": ctrl, "app/controllers/application_controller.rb": app}
+    ctx = ctx_for(tmp_path, files)
+    assert list(e.check_no_rescue(ctx)) == []
+    assert list(e.check_untyped_rescue(ctx)) == []
+    assert list(e.check_no_user_feedback(ctx)) == []
+
+
+def test_unrelated_rescue_does_not_cover(tmp_path: Path) -> None:
+    svc = (
+        "class S\n  def go(m)\n    RubyLLM.chat.ask(m).content\n"
+        "  rescue JSON::ParserError\n    'bad'\n  end\nend\n"
+    )
+    hits = list(e.check_no_rescue(ctx_for(tmp_path, {"app/services/s.rb": svc})))
+    assert places(hits) == [("app/services/s.rb", 3)]
+
+
+def test_untyped_and_swallowed_and_no_feedback(tmp_path: Path) -> None:
+    svc = (
+        "class S\n"  # 1
+        "  def go(m)\n"  # 2
+        "    RubyLLM.chat.ask(m).content\n"  # 3
+        "  rescue StandardError\n"  # 4
+        "    @reply = nil\n"  # 5
+        "  end\n"
+        "  def quick(m) = (RubyLLM.chat.ask(m).content rescue '')\n"  # 7
+        "end\n"
+    )
+    ctx = ctx_for(tmp_path, {"app/services/s.rb": svc})
+    assert list(e.check_no_rescue(ctx)) == []
+    untyped = list(e.check_untyped_rescue(ctx))
+    assert places(untyped) == [("app/services/s.rb", 4), ("app/services/s.rb", 7)]
+    assert places(list(e.check_swallowed(ctx))) == [("app/services/s.rb", 4), ("app/services/s.rb", 7)]
+    assert [h.rule for h in e.check_no_user_feedback(ctx)] == ["errors.no_user_feedback"]
+
+
+def test_logged_rescue_with_message_is_typed_not_swallowed_and_gives_feedback(tmp_path: Path) -> None:
+    svc = (
+        "class S\n  def go(m)\n    RubyLLM.chat.ask(m).content\n"
+        "  rescue RubyLLM::RateLimitError, Faraday::Error => e\n"
+        "    Rails.logger.error(e.message)\n    'Sorry, the assistant is busy.'\n  end\nend\n"
+    )
+    ctx = ctx_for(tmp_path, {"app/services/s.rb": svc})
+    assert list(e.check_untyped_rescue(ctx)) == []
+    assert list(e.check_swallowed(ctx)) == []
+    assert list(e.check_no_user_feedback(ctx)) == []
+
+
+def test_logging_only_is_not_user_feedback(tmp_path: Path) -> None:
+    svc = (
+        "class S\n  def go(m)\n    RubyLLM.chat.ask(m).content\n"
+        "  rescue RubyLLM::Error => e\n"
+        '    Rails.logger.error("llm error #{e.message}")\n    nil\n  end\nend\n'
+    )
+    ctx = ctx_for(tmp_path, {"app/services/s.rb": svc})
+    assert list(e.check_swallowed(ctx)) == []  # logged, so not silently dropped
+    assert places(list(e.check_no_user_feedback(ctx))) == [("app/services/s.rb", 4)]
+
+
+def test_raw_http_call_without_rescue_counts(tmp_path: Path) -> None:
+    svc = (
+        "class S\n  def go(b)\n"
+        "    Net::HTTP.post(URI('https://openrouter.ai/api/v1/chat/completions'), b)\n  end\nend\n"
+    )
+    hits = list(e.check_no_rescue(ctx_for(tmp_path, {"app/services/s.rb": svc})))
+    assert places(hits) == [("app/services/s.rb", 3)]
+
+
+def test_no_sends_means_no_rescue_findings(tmp_path: Path) -> None:
+    ctx = ctx_for(tmp_path, {"app/services/s.rb": "class S\n  def go\n    1\n  end\nend\n"})
+    assert [r for r in all_hits(ctx) if r != "errors.no_key_preflight"] == []
+
+
+def test_key_preflight_forms(tmp_path: Path) -> None:
+    assert [h.rule for h in e.check_no_key_preflight(ctx_for(tmp_path / "none", {}))] == [
+        "errors.no_key_preflight"
+    ]
+    default = INIT.replace('ENV["OPENROUTER_API_KEY"]', 'ENV.fetch("OPENROUTER_API_KEY", "")')
+    ctx = ctx_for(tmp_path / "default", {"config/initializers/ruby_llm.rb": default})
+    assert len(list(e.check_no_key_preflight(ctx))) == 1  # a default hides a missing key
+    forms = [
+        'raise "OPENROUTER_API_KEY is not set" if ENV["OPENROUTER_API_KEY"].blank?\n',
+        'KEY = ENV["OPENROUTER_API_KEY"].presence || raise(KeyError, "set it")\n',
+        "class Llm\n  def configured?\n    ENV['OPENROUTER_API_KEY'].present?\n  end\nend\n",
+        'K = ENV.fetch("OPENROUTER_API_KEY") { raise "missing key" }\n',
+    ]
+    for i, code in enumerate(forms):
+        ctx = ctx_for(tmp_path / f"f{i}", {"config/initializers/key.rb": code})
+        assert list(e.check_no_key_preflight(ctx)) == [], code

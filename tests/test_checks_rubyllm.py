@@ -1,0 +1,327 @@
+"""rubyllm checks: each rule fires on a minimal bad project at the right line and stays silent on a
+good one (GPT-5.x-like service: injected RubyLLM, instructions, history replay, Sonnet slug)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from tests.conftest import make_context, write_tree
+
+from shipbench.audit.checks import AuditContext, Hit
+from shipbench.audit.models import ApiCall
+from shipbench.audit.ruby.verify_types import ApiReport, GemSource
+from shipbench.tasks.rails_chat.checks import rubyllm as r
+from shipbench.tasks.rails_chat.checks.rubyllm import CHECKS
+
+Check = Callable[[AuditContext], Iterable[Hit]]
+
+GEMFILE = 'source "https://rubygems.org"\ngem "rails"\ngem "ruby_llm"\n'
+INITIALIZER = """RubyLLM.configure do |config|
+  config.openrouter_api_key = ENV.fetch("OPENROUTER_API_KEY")
+end
+"""
+GOOD_SERVICE = """class ChatService
+  MODEL = ENV.fetch("OPENROUTER_MODEL", "anthropic/claude-sonnet-4.5")
+  SYSTEM_PROMPT = "You are a helpful assistant."
+
+  def initialize(client: RubyLLM)
+    @client = client
+  end
+
+  def reply(history, prompt)
+    chat = @client.chat(model: MODEL, provider: :openrouter, assume_model_exists: true)
+    chat.with_instructions(SYSTEM_PROMPT)
+    history.each { |m| chat.add_message(role: m[:role], content: m[:content]) }
+    response = chat.ask(prompt)
+    response.content.to_s.strip
+  end
+end
+"""
+
+
+def ctx_for(tmp_path: Path, files: dict[str, str]) -> AuditContext:
+    base = {"Gemfile": GEMFILE, "config/application.rb": "", "config/initializers/ruby_llm.rb": INITIALIZER}
+    return make_context(write_tree(tmp_path / "app", {**base, **files}))
+
+
+def run(check: Check, ctx: AuditContext) -> list[Hit]:
+    return list(check(ctx))
+
+
+def places(hits: list[Hit]) -> list[tuple[str, int]]:
+    return sorted((e.path, e.line) for h in hits for e in h.evidence)
+
+
+def test_good_project_is_silent_on_every_rule(tmp_path: Path) -> None:
+    ctx = ctx_for(tmp_path, {"app/services/chat_service.rb": GOOD_SERVICE})
+    hits = [h for check in CHECKS for h in check(ctx)]
+    assert hits == []
+
+
+# ---------------------------------------------------------------- entry point and raw HTTP
+
+
+def test_no_entry_point_fires_without_any_chat(tmp_path: Path) -> None:
+    svc = "class Svc\n  def go(x)\n    RubyLLM::Client.new.chat(messages: [x])\n  end\nend\n"
+    ctx = ctx_for(tmp_path, {"app/services/svc.rb": svc})
+    hits = run(r.check_no_entry_point, ctx)
+    assert [h.rule for h in hits] == ["rubyllm.no_entry_point"]
+    assert hits[0].evidence[0].line == 0
+
+
+def test_entry_point_through_context_and_chat_new(tmp_path: Path) -> None:
+    svc = "class Svc\n  def go\n    RubyLLM.context { |c| c.request_timeout = 5 }.chat\n  end\nend\n"
+    assert run(r.check_no_entry_point, ctx_for(tmp_path / "a", {"app/services/svc.rb": svc})) == []
+    svc2 = "class Svc\n  def go\n    RubyLLM::Chat.new(model: 'x')\n  end\nend\n"
+    assert run(r.check_no_entry_point, ctx_for(tmp_path / "b", {"app/services/svc.rb": svc2})) == []
+
+
+def test_raw_http_bypass_net_http_and_url(tmp_path: Path) -> None:
+    svc = (
+        "require 'net/http'\n"  # 1
+        "class Llm\n"  # 2
+        '  URL = URI("https://openrouter.ai/api/v1/chat/completions")\n'  # 3
+        "  def call(body)\n"  # 4
+        "    Net::HTTP.post(URL, body.to_json, 'Authorization' => \"Bearer #{ENV['OPENROUTER_API_KEY']}\")\n"
+        "  rescue Faraday::Error\n"  # 6: a rescued constant is not a use
+        "    nil\n"
+        "  end\n"
+        "end\n"
+    )
+    hits = run(r.check_raw_http_bypass, ctx_for(tmp_path, {"app/services/llm.rb": svc}))
+    assert len(hits) == 1
+    assert places(hits) == [("app/services/llm.rb", 3), ("app/services/llm.rb", 5)]
+    assert "Net::HTTP" in hits[0].message
+
+
+def test_raw_http_sdk_client_fires_even_with_rubyllm(tmp_path: Path) -> None:
+    svc = GOOD_SERVICE + "class Other\n  def c\n    OpenRouter::Client.new\n  end\nend\n"
+    hits = run(r.check_raw_http_bypass, ctx_for(tmp_path, {"app/services/chat_service.rb": svc}))
+    assert places(hits) == [("app/services/chat_service.rb", 19)]
+
+
+def test_raw_http_ignores_unrelated_http_and_rubyllm_api_base(tmp_path: Path) -> None:
+    svc = "class Weather\n  def get\n    Net::HTTP.get(URI('https://weather.example/today'))\n  end\nend\n"
+    init = INITIALIZER.replace(
+        "end\n", '  config.openrouter_api_base = "https://openrouter.ai/api/v1"\nend\n'
+    )
+    ctx = ctx_for(tmp_path, {"app/services/weather.rb": svc, "config/initializers/ruby_llm.rb": init})
+    assert run(r.check_raw_http_bypass, ctx) == []
+
+
+def test_raw_http_in_javascript(tmp_path: Path) -> None:
+    js = "fetch('https://openrouter.ai/api/v1/chat/completions', {method: 'POST'})\n"
+    hits = run(r.check_raw_http_bypass, ctx_for(tmp_path, {"app/javascript/controllers/chat.js": js}))
+    assert places(hits) == [("app/javascript/controllers/chat.js", 1)]
+
+
+# ---------------------------------------------------------------- API verdicts
+
+
+def _api_ctx(tmp_path: Path, calls: list[ApiCall], source_path: str | None = "x") -> AuditContext:
+    svc = "class S\n  def go(c)\n    r = c.ask('hi')\n    r.text\n  end\nend\n"
+    ctx = ctx_for(tmp_path, {"app/services/s.rb": svc})
+    ctx.api = ApiReport(
+        calls=calls,
+        sources=[GemSource(gem="ruby_llm", locked_version="1.14.1", used_version="1.14.1", path=source_path)],
+    )
+    return ctx
+
+
+def test_missing_api_one_hit_per_call_with_all_places_and_suggestion(tmp_path: Path) -> None:
+    calls = [
+        ApiCall(path="app/services/s.rb", line=4, call="Message#text", verdict="missing",
+                detail="does not exist on Message", suggestions=["content"]),
+        ApiCall(path="app/services/s.rb", line=3, call="Message#text", verdict="missing",
+                detail="does not exist on Message", suggestions=["content"]),
+        ApiCall(path="test/s_test.rb", line=1, call="RubyLLM::Client", verdict="missing", in_test=True),
+        ApiCall(path="app/services/s.rb", line=3, call="Chat#ask", verdict="ok"),
+    ]  # fmt: skip
+    hits = run(r.check_missing_api, _api_ctx(tmp_path, calls))
+    assert [h.key for h in hits] == ["Message#text"]
+    assert places(hits) == [("app/services/s.rb", 3), ("app/services/s.rb", 4)]
+    assert "does not exist on Message" in hits[0].message and "`content`" in hits[0].message
+    assert hits[0].evidence[0].snippet  # the real source line
+
+
+def test_bad_arguments_and_unverified_report(tmp_path: Path) -> None:
+    calls = [
+        ApiCall(path="app/services/s.rb", line=3, call="RubyLLM.chat", verdict="bad_arguments",
+                detail="unknown keyword: messages"),
+    ]  # fmt: skip
+    hits = run(r.check_bad_arguments, _api_ctx(tmp_path / "a", calls))
+    assert [(h.rule, h.key) for h in hits] == [("rubyllm.bad_arguments", "RubyLLM.chat")]
+    assert "unknown keyword: messages" in hits[0].message
+    unverified = _api_ctx(tmp_path / "b", calls, source_path=None)
+    assert run(r.check_bad_arguments, unverified) == []
+    assert run(r.check_missing_api, unverified) == []
+
+
+# ---------------------------------------------------------------- send, reply accessor
+
+
+def test_no_send_fires_at_entry_line(tmp_path: Path) -> None:
+    svc = (
+        "class S\n  def initialize\n    @chat = RubyLLM.chat(model: 'x')\n  end\n\n"
+        "  def go(m)\n    @chat.send_message(m)\n  end\nend\n"
+    )
+    hits = run(r.check_no_send, ctx_for(tmp_path, {"app/services/s.rb": svc}))
+    assert places(hits) == [("app/services/s.rb", 3)]
+
+
+def test_send_found_through_memoised_reader_and_fluent_chain(tmp_path: Path) -> None:
+    svc = (
+        "class S\n"
+        "  def llm = @llm ||= RubyLLM.chat.with_temperature(0.2)\n"
+        "  def go(m)\n"
+        "    llm.complete { |chunk| print chunk.content }\n"
+        "  end\n"
+        "end\n"
+    )
+    assert run(r.check_no_send, ctx_for(tmp_path, {"app/services/s.rb": svc})) == []
+
+
+def test_no_response_accessor_when_reply_returned_raw(tmp_path: Path) -> None:
+    svc = (
+        "class S\n"  # 1
+        "  def go(m)\n"  # 2
+        "    chat = RubyLLM.chat\n"  # 3
+        "    reply = chat.ask(m)\n"  # 4
+        '    { role: "assistant", content: reply }\n'  # 5
+        "  end\n"
+        "end\n"
+    )
+    hits = run(r.check_no_response_accessor, ctx_for(tmp_path, {"app/services/s.rb": svc}))
+    assert places(hits) == [("app/services/s.rb", 4)]
+    fixed = svc.replace("content: reply }", "content: reply.content }")
+    assert run(r.check_no_response_accessor, ctx_for(tmp_path / "ok", {"app/services/s.rb": fixed})) == []
+
+
+def test_no_response_accessor_direct_return(tmp_path: Path) -> None:
+    svc = "class S\n  def go(m)\n    RubyLLM.chat.ask(m)\n  end\nend\n"
+    hits = run(r.check_no_response_accessor, ctx_for(tmp_path, {"app/services/s.rb": svc}))
+    assert places(hits) == [("app/services/s.rb", 3)]
+
+
+# ---------------------------------------------------------------- multi-turn
+
+
+def test_no_multi_turn_fresh_chat_per_request(tmp_path: Path) -> None:
+    ctrl = (
+        "class ChatsController < ApplicationController\n"  # 1
+        "  def create\n"  # 2
+        "    chat = RubyLLM.chat(model: 'anthropic/claude-sonnet-4')\n"  # 3
+        "    @reply = chat.ask(params[:message]).content\n"  # 4
+        "  end\n"
+        "end\n"
+    )
+    hits = run(r.check_no_multi_turn, ctx_for(tmp_path, {"app/controllers/chats_controller.rb": ctrl}))
+    assert places(hits) == [("app/controllers/chats_controller.rb", 3)]
+
+
+def test_persistent_chat_in_singleton_store_is_multi_turn(tmp_path: Path) -> None:
+    session = (
+        "class ChatSession\n"
+        "  def initialize\n"
+        "    @llm_chat = RubyLLM::Chat.new(model: MODEL, provider: :openrouter)\n"
+        "  end\n"
+        "  def ask(content, &)\n"
+        "    @llm_chat.ask(content, &).content\n"
+        "  end\n"
+        "end\n"
+    )
+    store = (
+        "class ChatStore\n  include Singleton\n  def fetch(id)\n"
+        "    (@sessions ||= {})[id] ||= ChatSession.new\n  end\nend\n"
+    )
+    files = {"app/models/chat_session.rb": session, "app/models/chat_store.rb": store}
+    assert run(r.check_no_multi_turn, ctx_for(tmp_path, files)) == []
+    # the same session class, built fresh in each request: not multi-turn
+    ctrl = (
+        "class ChatsController < ApplicationController\n"
+        "  def create\n    ChatSession.new.ask(params[:m])\n  end\nend\n"
+    )
+    files2 = {"app/models/chat_session.rb": session, "app/controllers/chats_controller.rb": ctrl}
+    hits = run(r.check_no_multi_turn, ctx_for(tmp_path / "fresh", files2))
+    assert places(hits) == [("app/models/chat_session.rb", 3)]
+
+
+# ---------------------------------------------------------------- system prompt, model, provider
+
+
+def test_no_system_prompt_and_system_role_message(tmp_path: Path) -> None:
+    svc = "class S\n  def go(m)\n    RubyLLM.chat.ask(m).content\n  end\nend\n"
+    hits = run(r.check_no_system_prompt, ctx_for(tmp_path, {"app/services/s.rb": svc}))
+    assert [h.rule for h in hits] == ["rubyllm.no_system_prompt"]
+    with_role = svc.replace(
+        "RubyLLM.chat.ask", "c = RubyLLM.chat\n    c.add_message(role: :system, content: 'x')\n    c.ask"
+    )
+    assert run(r.check_no_system_prompt, ctx_for(tmp_path / "ok", {"app/services/s.rb": with_role})) == []
+
+
+def test_model_slug_without_prefix_fires_at_constant_use(tmp_path: Path) -> None:
+    svc = (
+        "class S\n"  # 1
+        "  MODEL = 'claude-sonnet-4'\n"  # 2
+        "  def go(m)\n"  # 3
+        "    RubyLLM.chat(model: MODEL).ask(m).content\n"  # 4
+        "  end\n"
+        "end\n"
+    )
+    hits = run(r.check_model_not_current_sonnet, ctx_for(tmp_path, {"app/services/s.rb": svc}))
+    assert len(hits) == 1 and '"claude-sonnet-4"' in hits[0].message
+    assert places(hits) == [("app/services/s.rb", 2), ("app/services/s.rb", 4)]
+
+
+def test_model_slugs_from_env_default_default_model_and_compose(tmp_path: Path) -> None:
+    init = INITIALIZER.replace("end\n", '  config.default_model = ENV.fetch("LLM_MODEL") { "gpt-4o" }\nend\n')
+    hits = run(r.check_model_not_current_sonnet, ctx_for(tmp_path, {"config/initializers/ruby_llm.rb": init}))
+    assert places(hits) == [("config/initializers/ruby_llm.rb", 3)] and "gpt-4o" in hits[0].message
+    compose = "services:\n  web:\n    environment:\n      - OPENROUTER_MODEL=anthropic/claude-sonnet-4.6\n"
+    ok = ctx_for(tmp_path / "ok", {"docker-compose.yml": compose})
+    assert run(r.check_model_not_current_sonnet, ok) == []
+
+
+def test_no_model_anywhere_fires_absent(tmp_path: Path) -> None:
+    svc = "class S\n  def go(m)\n    RubyLLM.chat.ask(m).content\n  end\nend\n"
+    hits = run(r.check_model_not_current_sonnet, ctx_for(tmp_path, {"app/services/s.rb": svc}))
+    assert len(hits) == 1 and hits[0].evidence[0].line == 0
+
+
+def test_openrouter_not_configured(tmp_path: Path) -> None:
+    init = 'RubyLLM.configure do |config|\n  config.openai_api_key = ENV["OPENAI_API_KEY"]\nend\n'
+    hits = run(
+        r.check_openrouter_not_configured, ctx_for(tmp_path, {"config/initializers/ruby_llm.rb": init})
+    )
+    assert [h.rule for h in hits] == ["rubyllm.openrouter_not_configured"]
+    svc = "class S\n  def go\n    RubyLLM.chat(model: 'm', provider: :anthropic)\n  end\nend\n"
+    hits = run(r.check_openrouter_not_configured, ctx_for(tmp_path / "p", {"app/services/s.rb": svc}))
+    assert places(hits) == [("app/services/s.rb", 3)]
+
+
+def test_invented_client_send_with_hash_digging_has_no_response_accessor(tmp_path: Path) -> None:
+    svc = (
+        "class Completion\n"  # 1
+        "  def initialize\n"  # 2
+        "    @client = RubyLLM::Client.new(api_key: ENV['OPENROUTER_API_KEY'])\n"  # 3
+        "  end\n"  # 4
+        "  def call(messages)\n"  # 5
+        "    response = @client.chat(model: 'm', messages: messages)\n"  # 6
+        '    response.dig("choices", 0, "message", "content")\n'  # 7
+        "  end\n"
+        "end\n"
+    )
+    ctx = ctx_for(tmp_path, {"app/services/completion.rb": svc})
+    assert [h.rule for h in r.check_no_entry_point(ctx)] == ["rubyllm.no_entry_point"]
+    assert places(run(r.check_no_response_accessor, ctx)) == [("app/services/completion.rb", 6)]
+
+
+def test_messages_keyword_on_entry_is_not_a_replay(tmp_path: Path) -> None:
+    svc = (
+        "class G\n  def respond(history, text)\n"
+        "    chat = RubyLLM.chat(model: 'm', messages: history)\n"
+        "    chat.ask(text).content\n  end\nend\n"
+    )
+    hits = run(r.check_no_multi_turn, ctx_for(tmp_path, {"app/services/g.rb": svc}))
+    assert places(hits) == [("app/services/g.rb", 3)]
