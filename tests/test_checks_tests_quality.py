@@ -285,6 +285,23 @@ def test_each_replacement_style_counts(tmp_path: Path, pack: TaskPack, body: str
     assert "tests.llm_path_untested" not in run(ctx)
 
 
+def test_a_global_llm_stub_does_not_make_poro_tests_reach_the_llm(tmp_path: Path, pack: TaskPack) -> None:
+    helper = HELPER + "class ActiveSupport::TestCase\n  setup { RubyLLM.stubs(:chat).returns(FakeChat.new) }\nend\n"
+    files = good_files({"test/test_helper.rb": helper, SERVICE: None, CONTROLLER: PORO_TEST})
+    hits = run(build(tmp_path, pack, files))
+    assert "tests.llm_path_untested" in hits
+
+
+def test_a_global_stub_replaces_the_llm_for_reaching_tests(tmp_path: Path, pack: TaskPack) -> None:
+    helper = HELPER + "class ActiveSupport::TestCase\n  setup { RubyLLM.stubs(:chat).returns(FakeChat.new) }\nend\n"
+    plain = 'class ApiTest < ActionDispatch::IntegrationTest\n  test "x" do\n    post messages_path\n'
+    plain += "    assert_response :success\n  end\nend\n"
+    files = good_files({"test/test_helper.rb": helper, SERVICE: None, CONTROLLER: plain})
+    ctx = build(tmp_path, pack, files)
+    assert [(f.reaches, f.replaced) for f in tq.analyse(ctx).cases] == [(True, True)]
+    assert "tests.llm_path_untested" not in run(ctx)
+
+
 def test_rspec_allow_receive_and_described_class(tmp_path: Path, pack: TaskPack) -> None:
     spec = """
         RSpec.describe ChatService do
@@ -399,6 +416,7 @@ def test_a_raise_in_the_test_itself_is_not_an_llm_failure(tmp_path: Path, pack: 
         class BlankTest < ActiveSupport::TestCase
           test "rejects blank" do
             service = ChatService.new(client_factory: -> { FakeChat.new })
+            raise "setup failed" if service.nil?
             assert_raises(ArgumentError) { service.reply("") }
           end
         end

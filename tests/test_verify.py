@@ -217,3 +217,31 @@ def test_companion_gem_namespace_is_not_missing(project: Build) -> None:
     report = verify(project, {"Gemfile": gemfile, **in_method("class_name = RubyLLM::Schema")})
     schema = at(report, 4, "RubyLLM::Schema")
     assert schema.verdict == "unverifiable" and "ruby_llm-schema" in schema.detail
+
+
+TOOL = """class Weather < RubyLLM::Tool
+  description "Weather"
+  params_of :city
+  def execute(city:)
+    halt("done")
+  end
+end
+"""
+
+
+def test_bare_calls_in_gem_subclasses_are_checked_with_self_visibility(project: Build) -> None:
+    report = verify(project, {"app/tools/weather.rb": TOOL})
+    assert at(report, 2, "Tool.description").verdict == "ok"
+    assert at(report, 5, "Tool#halt").verdict == "ok"  # protected, but called on implicit self
+    assert not [c for c in report.calls if "params_of" in c.call]  # not the gem's: the class's own business
+
+
+def test_context_chat_forwards_to_the_constructor(project: Build) -> None:
+    code = (
+        "ctx = RubyLLM.context { |c| c.openrouter_api_key = 'x' }\nctx.chat(model: 'm').ask('hi')\nctx.chat(modle: 'm')"
+    )
+    report = verify(project, in_method(code))
+    assert at(report, 4, "Configuration#openrouter_api_key=").verdict == "ok"
+    assert at(report, 5, "Chat#ask").verdict == "ok"
+    bad = at(report, 6, "Context#chat")
+    assert bad.verdict == "bad_arguments" and "unknown keyword: modle" in bad.detail

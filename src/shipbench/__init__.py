@@ -5,9 +5,9 @@ The public API is re-exported here; everything else is implementation.
 
 __version__ = "0.1.0"
 
-from shipbench.audit.engine import AuditInputError, audit_project  # noqa: E402
-from shipbench.audit.models import ApiCall, AuditResult, DimensionScore, Evidence, Finding  # noqa: E402
-from shipbench.tasks import TaskPack, TaskPackError, load_task  # noqa: E402
+from shipbench.audit.engine import AuditInputError, audit_project
+from shipbench.audit.models import ApiCall, AuditResult, DimensionScore, Evidence, Finding
+from shipbench.tasks import TaskPack, TaskPackError, load_task
 
 __all__ = [
     "ApiCall",

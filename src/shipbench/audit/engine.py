@@ -71,7 +71,7 @@ def audit_project(
         task=pack.id,
         project=root.resolve().name,
         score=total,
-        tier=tier,  # type: ignore[arg-type]
+        tier=tier,
         verdict=verdict,
         dimensions=dimensions,
         findings=findings,

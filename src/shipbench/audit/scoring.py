@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from shipbench.audit.checks import Hit
-from shipbench.audit.models import DimensionScore, Evidence, Finding
+from shipbench.audit.models import DimensionScore, Evidence, Finding, Tier
 from shipbench.tasks.pack import Rubric
 
 
@@ -31,7 +31,7 @@ def merge_hits(hits: list[Hit]) -> dict[tuple[str, str], Hit]:
     return merged
 
 
-def score(rubric: Rubric, hits: list[Hit]) -> tuple[list[DimensionScore], int, str]:
+def score(rubric: Rubric, hits: list[Hit]) -> tuple[list[DimensionScore], int, Tier]:
     """Return (dimensions, total score, tier) for these hits under this rubric."""
     order = {rule_id: i for i, rule_id in enumerate(rubric.rules)}
     for hit in hits:

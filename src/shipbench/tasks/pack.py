@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shipbench.audit.models import Tier
+
 if TYPE_CHECKING:
     from shipbench.audit.checks import Check
 
@@ -93,7 +95,7 @@ class Rubric(_Strict):
             raise ValueError("tier thresholds must satisfy A > B > C >= 0")
         return self
 
-    def tier(self, score: int) -> str:
+    def tier(self, score: int) -> Tier:
         for name in ("A", "B", "C"):
             if score >= self.tiers[name]:
                 return name

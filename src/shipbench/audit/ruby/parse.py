@@ -131,7 +131,8 @@ def line_of(node: Node) -> int:
 
 
 def of_type(node: Node, *types: str) -> Iterator[Node]:
-    return (n for n in walk(node) if n.type in types)
+    """Named nodes of these types; keyword tokens that share a type name (`class`, `rescue`) are skipped."""
+    return (n for n in walk(node) if n.type in types and n.is_named)
 
 
 def enclosing(node: Node, *types: str) -> Node | None:

@@ -138,7 +138,7 @@ class FileCalls:
         rtype = stype if in_body else RType.instance(stype.name)
         if api is None or api.lookup(rtype.name, method, in_body).method is None:
             return  # the class's own helper, Kernel, Rails: not ours to judge
-        judgement = judge_method(api, rtype, method, read_args(self.parsed, node))
+        judgement = judge_method(api, rtype, method, read_args(self.parsed, node), implicit_self=True)
         if judgement is not None:
             self._add(node, display_call(rtype, method, api.namespace), api, judgement)
 
@@ -182,8 +182,11 @@ def judge_constant(api: GemApi, name: str) -> Judgement:
     return Judgement("missing", detail, tuple(api.constant_suggestions(name)))
 
 
-def judge_method(api: GemApi, rtype: RType, method: str, args: CallArgs) -> Judgement | None:
-    """The verdict for `method` called on a value of `rtype`; None when it is not a gem call at all."""
+def judge_method(
+    api: GemApi, rtype: RType, method: str, args: CallArgs, *, implicit_self: bool = False
+) -> Judgement | None:
+    """The verdict for `method` called on a value of `rtype`; None when it is not a gem call at all.
+    `implicit_self`: a bare call from inside a subclass, where private/protected methods are callable."""
     if rtype.kind == "opaque":
         return Judgement("unverifiable", f"receiver comes from {rtype.name}, which could not be resolved")
     if api.index is None:
@@ -202,7 +205,7 @@ def judge_method(api: GemApi, rtype: RType, method: str, args: CallArgs) -> Judg
         return Judgement("missing", detail, tuple(api.suggestions(rtype.name, method, singleton)))
     if found.owner is not None and api.find_class(found.owner) is None:
         return None  # Ruby core (Object, Kernel, Enumerable...): not a gem call
-    if md.visibility != "public":
+    if md.visibility != "public" and not implicit_self:
         return Judgement("missing", f"{md.visibility} method", location=md.location)
     return _judge_arguments(api, md, found.owner, args)
 

@@ -46,10 +46,7 @@ def _binding(parsed: ParsedSource, node: Node) -> tuple[str, Node | None]:
         if left is not None and left.type in ("identifier", "instance_variable"):
             return parsed.text(left), node.child_by_field_name("right")
         return "", None
-    if (
-        method_name(parsed, node) in ("let", "let!", "subject")
-        and node.child_by_field_name("receiver") is None
-    ):
+    if method_name(parsed, node) in ("let", "let!", "subject") and node.child_by_field_name("receiver") is None:
         args = node.child_by_field_name("arguments")
         block = node.child_by_field_name("block")
         if args is not None and args.named_children and block is not None:
@@ -88,9 +85,7 @@ def replaces_llm(suite: TestSuite, path: LlmPath, scope: list[Scoped], fakes: se
     return False
 
 
-def _replacing_call(
-    suite: TestSuite, path: LlmPath, parsed: ParsedSource, node: Node, fakes: set[str]
-) -> bool:
+def _replacing_call(suite: TestSuite, path: LlmPath, parsed: ParsedSource, node: Node, fakes: set[str]) -> bool:
     name = method_name(parsed, node)
     recv = node.child_by_field_name("receiver")
     recv_text = parsed.text(recv).lstrip(":") if recv is not None else ""
@@ -149,11 +144,7 @@ def fails_llm(suite: TestSuite, scope: list[Scoped]) -> bool:
         name = method_name(parsed, node)
         if name in RAISING_STUBS or (name == "to_return" and _error_status(parsed, node)):
             return True
-        if (
-            name in ("raise", "fail")
-            and node.child_by_field_name("receiver") is None
-            and _nested(node, scope)
-        ):
+        if name in ("raise", "fail") and node.child_by_field_name("receiver") is None and _nested(node, scope):
             return True
     return False
 
@@ -186,9 +177,7 @@ def _raising_fake_used(suite: TestSuite, parsed: ParsedSource, const: Node) -> b
     error class / a failure flag (`FakeChat.new(error: RubyLLM::Error)`)."""
     name = parsed.text(const)
     found = suite.fake_classes.get(name)
-    if found is None or not any(
-        method_name(found[0], c) in ("raise", "fail") for c in of_type(found[1], "call")
-    ):
+    if found is None or not any(method_name(found[0], c) in ("raise", "fail") for c in of_type(found[1], "call")):
         return False
     if any(w in name.lower() for w in FAILURE_WORDS):
         return True

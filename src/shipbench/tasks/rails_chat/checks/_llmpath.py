@@ -92,9 +92,7 @@ def build_llm_path(ctx: AuditContext) -> LlmPath:
         path.classes |= defined_names(parsed)
     for _ in range(MAX_ROUNDS):
         grown = [
-            p
-            for p in app
-            if p.rel not in on_path and any(path.names_class(p.text(n)) for n in constant_chains(p.root))
+            p for p in app if p.rel not in on_path and any(path.names_class(p.text(n)) for n in constant_chains(p.root))
         ]
         if not grown:
             break
@@ -176,9 +174,7 @@ def normalise(route: str) -> str:
 
 def route_matches(pattern: str, actual: str) -> bool:
     want, got = pattern.strip("/").split("/"), actual.strip("/").split("/")
-    return len(want) == len(got) and all(
-        w == g or w.startswith((":", "*")) for w, g in zip(want, got, strict=True)
-    )
+    return len(want) == len(got) and all(w == g or w.startswith((":", "*")) for w, g in zip(want, got, strict=True))
 
 
 # ---------------------------------------------------------------- requests in tests

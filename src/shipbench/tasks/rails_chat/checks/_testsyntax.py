@@ -70,9 +70,7 @@ class TestSuite:
         return [(f.parsed, s) for f in self.files if not f.cases for s in f.setups]
 
     def helpers_named(self, name: str, near: ParsedSource) -> list[Scoped]:
-        local = [
-            (f.parsed, n) for f in self.files if f.parsed.rel == near.rel for n in f.helpers.get(name, [])
-        ]
+        local = [(f.parsed, n) for f in self.files if f.parsed.rel == near.rel for n in f.helpers.get(name, [])]
         if local:
             return local
         return [(f.parsed, n) for f in self.files if not f.cases for n in f.helpers.get(name, [])]
@@ -174,14 +172,14 @@ def _container(node: Node) -> Node | None:
     return enclosing(node, "class", "module", "do_block", "block", "program")
 
 
-def setups_for(suite: TestSuite, case: TestCase) -> list[Scoped]:
+def setups_for(suite: TestSuite, case: TestCase, *, global_ones: bool = True) -> list[Scoped]:
     """Setup blocks of the test's own file whose container holds the test, then global ones."""
     own = [
         (case.parsed, s)
         for s in suite.file_of(case).setups
         if (box := _container(s)) is not None and _contains(box, case.node)
     ]
-    return own + suite.global_setups()
+    return own + suite.global_setups() if global_ones else own
 
 
 def called_helpers(suite: TestSuite, roots: list[Scoped], limit: int = 50) -> list[Scoped]:
@@ -221,11 +219,12 @@ def body_scope(suite: TestSuite, case: TestCase) -> list[Scoped]:
     return roots + called_helpers(suite, roots)
 
 
-def full_scope(suite: TestSuite, case: TestCase) -> list[Scoped]:
+def full_scope(suite: TestSuite, case: TestCase, *, global_setups: bool = True) -> list[Scoped]:
     """Everything that runs with the test: body, setups, the helpers either calls, and for RSpec the
-    arguments of the enclosing `describe`/`context` calls (`RSpec.describe ChatService`)."""
+    arguments of the enclosing `describe`/`context` calls (`RSpec.describe ChatService`). Without
+    `global_setups`, what the test itself chose to run (support-file setups left out)."""
     roots: list[Scoped] = [(case.parsed, case.body)] if case.body is not None else []
-    roots += setups_for(suite, case)
+    roots += setups_for(suite, case, global_ones=global_setups)
     roots += [(case.parsed, a) for a in _describe_args(case)]
     return roots + called_helpers(suite, roots)
 

@@ -136,12 +136,7 @@ def _operands(parsed: ParsedSource, node: Node) -> list[Node | None]:
             inner = recv.child_by_field_name("arguments") or recv
         out.append(inner)
     parent = node.parent
-    if (
-        name == "expect"
-        and parent is not None
-        and parent.type == "call"
-        and method_name(parsed, parent) in RSPEC_TO
-    ):
+    if name == "expect" and parent is not None and parent.type == "call" and method_name(parsed, parent) in RSPEC_TO:
         for matcher in _named(parent.child_by_field_name("arguments")):
             out.append(matcher.child_by_field_name("arguments") if matcher.type == "call" else None)
     return out

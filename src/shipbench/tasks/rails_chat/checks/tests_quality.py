@@ -85,7 +85,7 @@ def _case_facts(suite: TestSuite, path: LlmPath, case: TestCase) -> CaseFacts:
     return CaseFacts(
         case=case,
         verdict=classify(suite, case),
-        reaches=_reaches(path, case, scope),
+        reaches=_reaches(path, case, full_scope(suite, case, global_setups=False)),
         direct=_calls_llm_directly(scope),
         replaced=replaced,
         error_path=replaced and fails_llm(suite, scope),
@@ -94,15 +94,12 @@ def _case_facts(suite: TestSuite, path: LlmPath, case: TestCase) -> CaseFacts:
 
 def _calls_llm_directly(scope: list[Scoped]) -> bool:
     files = {p.rel: p for p, _ in scope}
-    return any(
-        _in_scope(scope, site.parsed, site.node) for p in files.values() for site in llm_entry_calls(p)
-    )
+    return any(_in_scope(scope, site.parsed, site.node) for p in files.values() for site in llm_entry_calls(p))
 
 
 def _in_scope(scope: list[Scoped], parsed: ParsedSource, node: Node) -> bool:
     return any(
-        p.rel == parsed.rel and r.start_byte <= node.start_byte and node.end_byte <= r.end_byte
-        for p, r in scope
+        p.rel == parsed.rel and r.start_byte <= node.start_byte and node.end_byte <= r.end_byte for p, r in scope
     )
 
 
@@ -181,11 +178,7 @@ def _required(parsed: ParsedSource, call: Node) -> str:
 def _test_dir(ctx: AuditContext, analysis: Analysis) -> str:
     rels = [c.case.parsed.rel for c in analysis.cases]
     spec = ctx.app_path("spec/")
-    return (
-        ctx.app_path("spec")
-        if sum(r.startswith(spec) for r in rels) * 2 > len(rels)
-        else ctx.app_path("test")
-    )
+    return ctx.app_path("spec") if sum(r.startswith(spec) for r in rels) * 2 > len(rels) else ctx.app_path("test")
 
 
 def _at_case(ctx: AuditContext, facts: CaseFacts, line: int | None = None) -> Evidence:
@@ -196,12 +189,8 @@ def check_none(ctx: AuditContext) -> Iterator[Hit]:
     if analyse(ctx).cases:
         return
     have = [p.rel for p in ctx.test_sources()]
-    evidence = (
-        ctx.whole_file(have[0], "no test case in any test file") if have else ctx.absent("test/ or spec/")
-    )
-    yield Hit(
-        "tests.none", 'No tests: no `test "..." do`, `def test_*` or `it "..." do` anywhere.', (evidence,)
-    )
+    evidence = ctx.whole_file(have[0], "no test case in any test file") if have else ctx.absent("test/ or spec/")
+    yield Hit("tests.none", 'No tests: no `test "..." do`, `def test_*` or `it "..." do` anywhere.', (evidence,))
 
 
 def check_llm_path_untested(ctx: AuditContext) -> Iterator[Hit]:
@@ -221,18 +210,12 @@ def check_fake_wrong_api(ctx: AuditContext) -> Iterator[Hit]:
     if not ctx.api.verified:
         return
     for fake in ctx.api.fakes:
-        message = (
-            f"Test double `{fake.name}` stands in for an API the real `{fake.real}` lacks. {fake.detail}"
-        )
-        yield Hit(
-            "tests.fake_wrong_api", message.strip(), (ctx.at_line(fake.path, fake.line),), key=fake.name
-        )
+        message = f"Test double `{fake.name}` stands in for an API the real `{fake.real}` lacks. {fake.detail}"
+        yield Hit("tests.fake_wrong_api", message.strip(), (ctx.at_line(fake.path, fake.line),), key=fake.name)
     for call in ctx.api.calls:
         if call.in_test and call.verdict == "missing":
             message = f"A test calls `{call.call}`, which does not exist in the gem. {call.detail}"
-            yield Hit(
-                "tests.fake_wrong_api", message.strip(), (ctx.at_line(call.path, call.line),), key=call.call
-            )
+            yield Hit("tests.fake_wrong_api", message.strip(), (ctx.at_line(call.path, call.line),), key=call.call)
 
 
 def check_real_network(ctx: AuditContext) -> Iterator[Hit]:
@@ -279,9 +262,7 @@ def check_no_coverage_tool(ctx: AuditContext) -> Iterator[Hit]:
     if not analyse(ctx).cases or _simplecov_started(ctx):
         return
     helper = next((ctx.app_path(h) for h in HELPER_FILES if ctx.app_file(h) is not None), None)
-    evidence = (
-        ctx.whole_file(helper, "SimpleCov.start not found") if helper else ctx.absent("test/test_helper.rb")
-    )
+    evidence = ctx.whole_file(helper, "SimpleCov.start not found") if helper else ctx.absent("test/test_helper.rb")
     yield Hit("tests.no_coverage_tool", "SimpleCov is never started in the test helper.", (evidence,))
 
 
@@ -298,11 +279,7 @@ def _simplecov_started(ctx: AuditContext) -> bool:
 def _simplecov_call(parsed: ParsedSource, name: str) -> bool:
     for call in of_type(parsed.root, "call"):
         recv = call.child_by_field_name("receiver")
-        if (
-            recv is not None
-            and parsed.text(recv).lstrip(":") == "SimpleCov"
-            and method_name(parsed, call) == name
-        ):
+        if recv is not None and parsed.text(recv).lstrip(":") == "SimpleCov" and method_name(parsed, call) == name:
             return True
     return False
 
