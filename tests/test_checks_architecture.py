@@ -56,6 +56,22 @@ def test_llm_entry_in_controller_fires_with_call_lines(tmp_path: Path) -> None:
     assert "RubyLLM.chat" in hits[0].message
 
 
+def test_any_call_on_a_rubyllm_constant_counts_but_configuration_does_not(tmp_path: Path) -> None:
+    src = (
+        "class ChatsController < ApplicationController\n"  # 1
+        "  def create\n"  # 2
+        "    RubyLLM.configure { |c| c.openrouter_api_key = ENV['K'] }\n"  # 3
+        "    client = RubyLLM::Client.new(api_key: ENV['K'])\n"  # 4
+        "    client.chat(messages: [])\n"  # 5
+        "  rescue RubyLLM::Error => e\n"  # 6
+        "    head :bad_gateway\n"
+        "  end\n"
+        "end\n"
+    )
+    hits = list(check_llm_in_controller(ctx_for(tmp_path, {"app/controllers/chats_controller.rb": src})))
+    assert [(e.path, e.line) for h in hits for e in h.evidence] == [("app/controllers/chats_controller.rb", 4)]
+
+
 def test_llm_in_service_is_not_a_controller_problem(tmp_path: Path) -> None:
     files = {
         "app/services/chat_service.rb": "class ChatService\n  def call(q) = RubyLLM.chat.ask(q)\nend\n",

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import FIXTURES, RUBY_LLM_GEM, write_tree
 
 from shipbench.audit.engine import audit_project
-from shipbench.audit.models import AuditResult
+from shipbench.audit.models import AuditResult, Evidence
 from shipbench.audit.serialize import to_json
 from shipbench.tasks import load_task
-from tests.conftest import FIXTURES, RUBY_LLM_GEM, write_tree
 
 CORPUS = FIXTURES / "rails_chat"
 PROJECTS = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
@@ -122,29 +122,30 @@ def mismatches(result: AuditResult, expected: Expectation) -> list[str]:
     for dim, (d_low, d_high) in expected.dimensions.items():
         if not d_low <= scores.get(dim, -1) <= d_high:
             problems.append(f"dimension {dim}={scores.get(dim)} outside [{d_low}, {d_high}]")
-    fired = {f.rule: f for f in result.findings}
+    fired: dict[str, list[Evidence]] = {}
+    for f in result.findings:  # one rule may fire several times (distinct keys): pool its evidence
+        fired.setdefault(f.rule, []).extend(f.evidence)
     for rule, specs in expected.findings.items():
-        finding = fired.get(rule)
-        if finding is None:
+        if rule not in fired:
             problems.append(f"missing finding {rule}")
             continue
-        places = {(e.path, e.line) for e in finding.evidence}
-        paths = {e.path for e in finding.evidence}
+        places = {(e.path, e.line) for e in fired[rule]}
+        paths = {e.path for e in fired[rule]}
         for spec in specs:
             found = (spec.path, spec.line) in places if spec.line is not None else spec.path in paths
             if not found:
                 problems.append(f"{rule}: no evidence at {spec}")
     problems.extend(f"unexpected finding {rule}" for rule in expected.absent if rule in fired)
-    for spec in expected.api_calls:
+    for api in expected.api_calls:
         if not any(
-            c.call == spec.call
-            and c.verdict == spec.verdict
-            and c.path == spec.path
-            and (spec.line is None or c.line == spec.line)
+            c.call == api.call
+            and c.verdict == api.verdict
+            and c.path == api.path
+            and (api.line is None or c.line == api.line)
             for c in result.api_calls
         ):
-            where = spec.path if spec.line is None else f"{spec.path}:{spec.line}"
-            problems.append(f"no api call {spec.call} -> {spec.verdict} at {where}")
+            where = api.path if api.line is None else f"{api.path}:{api.line}"
+            problems.append(f"no api call {api.call} -> {api.verdict} at {where}")
     return problems
 
 

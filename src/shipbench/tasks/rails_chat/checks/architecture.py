@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from shipbench.audit.checks import AuditContext, Check, Hit
 from shipbench.audit.ruby.parse import Node, ParsedSource, of_type
 from shipbench.tasks.rails_chat.checks._common import (
+    LLM_CONSTANT,
+    CallSite,
+    calls,
     class_name,
     def_name,
     enclosing_class,
@@ -28,9 +31,26 @@ def controller_sources(ctx: AuditContext) -> list[ParsedSource]:
     return ctx.ruby_sources("app/controllers")
 
 
+_NOT_TALKING = frozenset({"configure", "config"})
+
+
+def llm_constant_calls(parsed: ParsedSource) -> list[CallSite]:
+    """Calls made on a RubyLLM constant (`RubyLLM.chat`, `RubyLLM::Chat.new`, an invented `RubyLLM::Client.new`),
+    configuration excepted: the controller is talking to the LLM library itself."""
+    sites = {s.node.id: s for s in llm_entry_calls(parsed)}
+    for site in calls(parsed):
+        receiver = site.node.child_by_field_name("receiver")
+        if receiver is None or receiver.type not in ("constant", "scope_resolution"):
+            continue
+        root = site.receiver.lstrip(":").split("::", 1)[0]
+        if root == LLM_CONSTANT and site.method not in _NOT_TALKING:
+            sites.setdefault(site.node.id, site)
+    return sorted(sites.values(), key=lambda s: (s.line, s.node.start_byte))
+
+
 def check_llm_in_controller(ctx: AuditContext) -> Iterator[Hit]:
     for parsed in controller_sources(ctx):
-        sites = llm_entry_calls(parsed)
+        sites = llm_constant_calls(parsed)
         if not sites:
             continue
         shown = ", ".join(sorted({f"{s.receiver}.{s.method}" for s in sites}))

@@ -219,6 +219,20 @@ def redact(text: str) -> str:
     return _TOKEN_RE.sub(mask, text)
 
 
+_ENV_ASSIGNMENT_RE = re.compile(r"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*['\"]?[^\s'\"#]")
+
+
+def _first_env_assignment(ctx: AuditContext, path: str) -> int:
+    """1-based line of the first `KEY=value` with a value in an env file (0 if none is found)."""
+    source = ctx.files.get(path)
+    if source is None:
+        return 0
+    for number, text in enumerate(source.read_text().splitlines(), 1):
+        if _ENV_ASSIGNMENT_RE.match(text):
+            return number
+    return 0
+
+
 def check_committed_secret(ctx: AuditContext) -> Iterator[Hit]:
     facts = ctx.facts
     for secret in facts.secrets:
@@ -227,12 +241,10 @@ def check_committed_secret(ctx: AuditContext) -> Iterator[Hit]:
         ev = Evidence(path=ev.path, line=ev.line, snippet=redact(ev.snippet))
         yield Hit("production.committed_secret", f"{kind} committed in {secret.path}", (ev,), key=secret.path)
     for path in facts.committed_env_files:
-        yield Hit(
-            "production.committed_secret",
-            f"environment file with values committed: {path}",
-            (ctx.whole_file(path, "env file with values"),),
-            key=path,
-        )
+        line = _first_env_assignment(ctx, path)
+        ev = ctx.at_line(path, line) if line else ctx.whole_file(path, "env file with values")
+        ev = Evidence(path=ev.path, line=ev.line, snippet=redact(ev.snippet))
+        yield Hit("production.committed_secret", f"environment file with values committed: {path}", (ev,), key=path)
     if facts.master_key:
         yield Hit(
             "production.committed_secret",
