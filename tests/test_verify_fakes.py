@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from tests.test_verify import verify
+
+from shipbench.audit.ruby.api_model import Param
+from shipbench.audit.ruby.fake_signatures import Arity, arity_problem
+from shipbench.audit.ruby.verify_types import ApiReport, FakeMismatch
 
 Build = Callable[[dict[str, str | bytes]], Path]
 
@@ -102,3 +107,220 @@ def test_rspec_stubs_are_reported(project: Build) -> None:
     report = verify(project, {"spec/chat_spec.rb": RSPEC})
     found = {(f.kind, f.name, f.line) for f in report.fakes}
     assert found == {("stubbed_method", "Chat#send_message", 4), ("stubbed_method", "RubyLLM.client", 5)}
+
+
+# ---- what a fake's methods return imitates what the real methods return
+
+
+def fakes_of(report: ApiReport, kind: str) -> dict[str, FakeMismatch]:
+    return {f.name: f for f in report.fakes if f.kind == kind}
+
+
+RETURNS = """class StubAssistant
+  def initialize
+    @canned = CannedAnswer.new(body: "hi")
+  end
+
+  def ask(prompt)
+    @canned
+  end
+
+  def complete
+    answer = Answer.new("ok", 3, :stop)
+    answer
+  end
+
+  def say(text)
+    return Struct.new(:content, :words).new(text, 1) if text.empty?
+
+    OpenStruct.new(content: text, reply_text: text)
+  end
+
+  def messages
+    [Turn.new(content: "a", speaker: :bot)]
+  end
+end
+
+class CannedAnswer
+  attr_reader :body, :content, :input_tokens
+
+  def initialize(body:)
+    @body = body
+    @content = body
+  end
+
+  def role = :assistant
+end
+
+Answer = Struct.new(:content, :output_tokens, :finish_reason) do
+  def summary = content[0, 10]
+end
+
+Turn = Data.define(:content, :speaker)
+
+class UnrelatedHelper
+  def text = "not a double"
+end
+"""
+
+
+def test_classes_a_fake_returns_are_checked_against_the_real_return_class(project: Build) -> None:
+    report = verify(project, {"test/support/stub_assistant.rb": RETURNS})
+    found = {name: (f.real, f.line) for name, f in fakes_of(report, "fake_method").items()}
+    assert found == {
+        "CannedAnswer#body": ("Message", 27),  # an attr_reader, via the ivar set in initialize
+        "Answer#finish_reason": ("Message", 37),  # a Struct member, via a local
+        "Answer#summary": ("Message", 38),  # a def in the Struct's block
+        "StubAssistant#say (anonymous Struct)#words": ("Message", 16),  # via an explicit `return`
+        "StubAssistant#say (OpenStruct)#reply_text": ("Message", 18),
+        "Turn#speaker": ("Message", 41),  # Chat#messages is an Array of Message: its elements
+    }
+    body = fakes_of(report, "fake_method")["CannedAnswer#body"]
+    assert "did you mean content?" in body.detail and "StubAssistant#ask" in body.detail
+    # real Message methods (content, role, input_tokens, output_tokens) and the unrelated helper are fine
+    assert not [f for f in report.fakes if f.name.endswith(("#content", "#role", "#input_tokens", "#text"))]
+
+
+def test_a_fake_returning_a_real_compatible_or_gem_object_is_fine(project: Build) -> None:
+    code = """class FakeLlmChat
+  def ask(message)
+    Reply.new(message)
+  end
+
+  def complete
+    RubyLLM::Message.new(role: :assistant, content: "x")
+  end
+end
+
+class Reply
+  attr_reader :content
+
+  def initialize(content) = @content = content
+  def role = :assistant
+  def output_tokens = 1
+end
+
+class Message
+  def text = "a test-local class that happens to share the gem's short name"
+end
+"""
+    assert not verify(project, {"test/support/fake.rb": code}).fakes
+
+
+def test_return_propagation_dedupes_and_terminates_on_cycles(project: Build) -> None:
+    code = """class FakeChatA
+  def ask(m) = FakeMessage.new
+  def with_model(id) = FakeChatB.new
+end
+
+class FakeChatB
+  def ask(m) = FakeMessage.new
+  def with_model(id) = FakeChatA.new
+  def send_it = nil
+end
+
+class FakeMessage
+  def content = "x"
+  def text = "x"
+end
+"""
+    report = verify(project, {"test/support/fakes.rb": code})
+    names = sorted(f.name for f in report.fakes)
+    # FakeMessage is a fake by name and a returned class: one report; B is reached through A and B's own name
+    assert names == ["FakeChatB#send_it", "FakeMessage#text"]
+
+
+# ---- a fake method whose signature no real call can share
+
+
+SIGNATURES = """class FakeChatClient
+  def with_instructions(text, &blk)
+    blk.call(self)
+  end
+
+  def with_temperature(value)
+    yield self if block_given?
+    self
+  end
+
+  def ask(messages:)
+    nil
+  end
+
+  def with_schema(a, b, c) = self
+  def add_message = nil
+  def with_thinking(level:, effort: nil) = self
+end
+"""
+
+
+def test_incompatible_fake_signatures_are_reported(project: Build) -> None:
+    report = verify(project, {"test/support/fake_chat_client.rb": SIGNATURES})
+    found = fakes_of(report, "fake_signature")
+    assert {name: f.line for name, f in found.items()} == {
+        "FakeChatClient#with_instructions": 2,
+        "FakeChatClient#with_temperature": 6,
+        "FakeChatClient#ask": 11,
+        "FakeChatClient#with_schema": 15,
+        "FakeChatClient#add_message": 16,
+        "FakeChatClient#with_thinking": 17,
+    }
+    assert all(f.real == "Chat" for f in found.values())
+    assert "never yields" in found["FakeChatClient#with_instructions"].detail
+    assert "with_instructions(instructions, append: ?, replace: ?)" in found["FakeChatClient#with_instructions"].detail
+    assert "requires keyword messages:" in found["FakeChatClient#ask"].detail
+    assert "accepts only with:" in found["FakeChatClient#ask"].detail
+    assert "at most 1" in found["FakeChatClient#with_schema"].detail
+    assert "requires 1" in found["FakeChatClient#add_message"].detail
+    assert "keyword level:" in found["FakeChatClient#with_thinking"].detail
+    assert not fakes_of(report, "fake_method")
+
+
+def test_compatible_fake_signatures_are_not_reported(project: Build) -> None:
+    code = """class FakeChatClient
+  def ask(message, &block)
+    block&.call("chunk")
+    yield "more" if block_given?
+    Reply.new
+  end
+
+  def with_model(*args, **kwargs, &blk)
+    self
+  end
+
+  def with_instructions(text, append: false, replace: nil, locale: :en) = self
+  def add_message(role:, content:) = nil
+  def with_temperature(...) = self
+  def with_params(**opts) = self
+  def complete(extra = nil) { |chunk| chunk }
+    nil
+  end
+end
+"""
+    report = verify(project, {"test/support/fake_chat_client.rb": code})
+    assert not fakes_of(report, "fake_signature"), [f.detail for f in report.fakes]
+
+
+P = Param
+
+
+@pytest.mark.parametrize(
+    ("fake", "real", "problem"),
+    [
+        ([P(kind="keyreq", name="x")], [P(kind="keyrest", name="kw")], ""),
+        ([P(kind="keyreq", name="x")], [P(kind="nokey")], "accepts no keywords"),
+        ([P(kind="keyreq", name="x")], [P(kind="req", name="a")], ""),  # pairs become the positional Hash
+        ([P(kind="req", name="a"), P(kind="keyreq", name="x")], [P(kind="req", name="a")], "at most 1"),
+        ([P(kind="req", name="a")], [P(kind="key", name="x")], ""),  # a braceless `x: 1` fits both
+        ([P(kind="req", name="a"), P(kind="req", name="b")], [P(kind="key", name="x")], "at most 0"),
+        ([P(kind="rest", name="a")], [P(kind="req", name="a"), P(kind="req", name="b")], ""),
+        ([P(kind="opt", name="a")], [P(kind="req", name="a"), P(kind="req", name="b")], "requires 2"),
+        ([P(kind="key", name="x")], [P(kind="req", name="a")], ""),  # `x: 1` is the real method's Hash
+        ([P(kind="key", name="x")], [P(kind="keyreq", name="y")], "keyword y:"),
+        ([], [P(kind="keyreq", name="y")], ""),  # without keywords, pairs reach the double as a Hash... unknowable
+    ],
+)
+def test_arity_problem_follows_ruby_3_binding(fake: list[Param], real: list[Param], problem: str) -> None:
+    result = arity_problem(Arity.of(fake), Arity.of(real))
+    assert (problem in result) if problem else result == ""
+    assert bool(result) == bool(problem)

@@ -62,6 +62,25 @@ KNOWN_RETURNS: dict[str, dict[tuple[str, str, bool], str]] = {
     }
 }
 
+# Real names for names the gem lacks but generated code often invents (reference doc section 4.1:
+# `response.text`, `chat.send_message`, `chat.user(...)`): (class relative to the namespace, method)
+# -> the real method, offered as "did you mean" where spelling distance finds nothing.
+KNOWN_MISNAMES: dict[str, dict[tuple[str, str], str]] = {
+    "ruby_llm": {
+        ("Message", "text"): "content",
+        ("Message", "body"): "content",
+        ("Message", "message"): "content",
+        ("Message", "reply"): "content",
+        ("Message", "usage"): "tokens",
+        ("Chat", "send_message"): "ask",
+        ("Chat", "chat"): "ask",
+        ("Chat", "prompt"): "ask",
+        ("Chat", "user"): "add_message",
+        ("Chat", "assistant"): "add_message",
+        ("Chat", "system"): "with_instructions",
+    }
+}
+
 # Types of the first block parameter: (class, method, singleton) -> type as in KNOWN_RETURNS.
 KNOWN_BLOCK_PARAMS: dict[str, dict[tuple[str, str, bool], str]] = {
     "ruby_llm": {

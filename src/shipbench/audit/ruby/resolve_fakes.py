@@ -14,7 +14,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from shipbench.audit.ruby.infer_model import RType, display_call, relative
+from shipbench.audit.ruby.api_model import MethodDef
+from shipbench.audit.ruby.api_params import params_of
+from shipbench.audit.ruby.fake_shapes import (
+    Returning,
+    Shape,
+    file_shapes,
+    read_class_body,
+    returned_elements,
+    returned_shapes,
+)
+from shipbench.audit.ruby.fake_signatures import format_params, signature_problem
+from shipbench.audit.ruby.infer_model import KNOWN_MISNAMES, RType, display_call, qualify, relative
 from shipbench.audit.ruby.infer_types import FileTypes
 from shipbench.audit.ruby.parse import Node, ParsedSource, line_of, walk
 from shipbench.audit.ruby.resolve_api import GemApi
@@ -29,98 +40,152 @@ RSPEC_SUBJECTS = {
     "allow": False, "expect": False, "allow_any_instance_of": True, "expect_any_instance_of": True,
 }  # fmt: skip
 RSPEC_TO = frozenset({"to", "not_to", "to_not"})
-
-
-@dataclass
-class FakeClass:
-    name: str
-    node: Node
-    defs: dict[str, Node] = field(default_factory=dict)  # public instance defs
-    attrs: set[str] = field(default_factory=set)
+MAX_RETURN_DEPTH = 3  # fake -> what its methods return -> what theirs return ...
 
 
 def find_fakes(parsed: ParsedSource, types: FileTypes, api: GemApi) -> list[FakeMismatch]:
+    shapes = file_shapes(parsed)
     out: list[FakeMismatch] = []
     for node in walk(parsed.root):
         if node.type == "class":
-            out += _fake_class_mismatches(parsed, node, api)
+            out += _fake_class_mismatches(parsed, node, api, shapes)
         elif node.type == "call":
             out += _stub_mismatches(parsed, node, types, api)
-    return out
+    unique = {(f.kind, f.name, f.line): f for f in out}
+    return list(unique.values())
 
 
 # ---- fake classes
 
 
-def _fake_class_mismatches(parsed: ParsedSource, node: Node, api: GemApi) -> list[FakeMismatch]:
+@dataclass
+class _Walk:
+    """One file's fake checks: its shapes and the (shape, real class) pairs already compared."""
+
+    parsed: ParsedSource
+    api: GemApi
+    shapes: dict[str, Shape]
+    seen: set[tuple[str, str]] = field(default_factory=set)
+
+
+def _fake_class_mismatches(
+    parsed: ParsedSource, node: Node, api: GemApi, shapes: dict[str, Shape]
+) -> list[FakeMismatch]:
     fake = _read_fake(parsed, node)
     if fake is None:
         return []
     real = _imitated(fake, api)
     if real is None:
         return []
+    return _compare(_Walk(parsed, api, shapes), fake, real, "", 0)
+
+
+def _compare(walk_: _Walk, shape: Shape, real: str, via: str, depth: int) -> list[FakeMismatch]:
+    """`shape`'s methods against `real`'s: absent ones, impossible signatures, then what they return.
+    The fake itself (depth 0) is judged by its defs only: its readers are usually the test's spy
+    accessors (`fake.asked`); a returned object's readers are what the code under test reads."""
+    if (shape.name, real) in walk_.seen or depth > MAX_RETURN_DEPTH:
+        return []
+    walk_.seen.add((shape.name, real))
     out: list[FakeMismatch] = []
-    for method, def_node in sorted(fake.defs.items()):
-        if method in NOT_API:
+    members = shape.members() if depth else shape.defs
+    for method, def_node in sorted(members.items()):
+        if method in NOT_API or method.endswith("="):
             continue
-        found = api.lookup(real, method, False)
-        if found.method is not None or not found.certain or api.is_core(RType.instance(real), method):
-            continue
-        hint = api.suggestions(real, method, False)
-        detail = f"{real} has no method {method}" + (f"; did you mean {', '.join(hint)}?" if hint else "")
-        out.append(
-            FakeMismatch(
-                path=parsed.rel, line=line_of(def_node), kind="fake_method", name=f"{fake.name}#{method}",
-                real=relative(real, api.namespace), detail=detail,
-            )
-        )  # fmt: skip
+        found = walk_.api.lookup(real, method, False)
+        if found.method is None:
+            out += _absent(walk_, shape, real, method, def_node, via)
+        elif def_node.type == "method":
+            out += _signature(walk_, shape, real, found.method, found.owner, def_node)
+            out += _returned(walk_, shape, real, method, def_node, depth)
     return out
 
 
-def _read_fake(parsed: ParsedSource, node: Node) -> FakeClass | None:
+def _absent(walk_: _Walk, shape: Shape, real: str, method: str, node: Node, via: str) -> list[FakeMismatch]:
+    api = walk_.api
+    found = api.lookup(real, method, False)
+    if not found.certain or api.is_core(RType.instance(real), method):
+        return []
+    rel = relative(real, api.namespace)
+    hint = _hints(api, real, method, False)
+    detail = f"{rel} has no method {method}" + (f"; did you mean {', '.join(hint)}?" if hint else "")
+    detail += f" ({via} returns it where the real method returns a {rel})" if via else ""
+    return [
+        FakeMismatch(
+            path=walk_.parsed.rel, line=line_of(node), kind="fake_method", name=f"{shape.name}#{method}",
+            real=rel, detail=detail,
+        )
+    ]  # fmt: skip
+
+
+def _signature(
+    walk_: _Walk, shape: Shape, real: str, method: MethodDef, owner: str | None, def_node: Node
+) -> list[FakeMismatch]:
+    api = walk_.api
+    problem = signature_problem(walk_.parsed, def_node, method, api.effective(method, owner))
+    if not problem:
+        return []
+    rel = relative(real, api.namespace)
+    name = f"{shape.name}#{method.name}"
+    fake_sig = format_params(params_of(walk_.parsed, def_node))
+    detail = f"{name}({fake_sig}) {problem}; real: {rel}#{method.name}({format_params(method.params)})"
+    return [
+        FakeMismatch(
+            path=walk_.parsed.rel, line=line_of(def_node), kind="fake_signature", name=name, real=rel,
+            detail=detail,
+        )
+    ]  # fmt: skip
+
+
+def _returned(walk_: _Walk, shape: Shape, real: str, method: str, def_node: Node, depth: int) -> list[FakeMismatch]:
+    """What the double's method returns stands in for what the real one returns: compare those too."""
+    api = walk_.api
+    result = api.result_type(RType.instance(real), method)
+    if result is None or result.kind not in ("instance", "array") or api.find_class(result.name) is None:
+        return []
+    label = f"{shape.name}#{method}"
+    owner = shape.node if shape.node.type == "class" else None
+    ret = Returning(def_node, owner, label, api.namespace)
+    reader = returned_shapes if result.kind == "instance" else returned_elements
+    out: list[FakeMismatch] = []
+    for returned in reader(walk_.parsed, walk_.shapes, ret):
+        if returned.name != shape.name:
+            out += _compare(walk_, returned, result.name, label, depth + 1)
+    return out
+
+
+def _hints(api: GemApi, class_name: str, method: str, singleton: bool) -> list[str]:
+    """Near spellings, led by the documented real name for a commonly invented one (text -> content)."""
+    hints = api.suggestions(class_name, method, singleton)
+    known = KNOWN_MISNAMES.get(api.gem, {})
+    current: str | None = class_name
+    for _ in range(8 if not singleton else 0):
+        if current is None or (cls := api.find_class(current)) is None:
+            break
+        real_name = known.get((relative(cls.name, api.namespace), method))
+        if real_name is not None and api.lookup(class_name, real_name, False).method is not None:
+            return [real_name, *(h for h in hints if h != real_name)][:5]
+        current = qualify(cls.superclass, api.namespace) if cls.superclass else None
+    return hints
+
+
+def _read_fake(parsed: ParsedSource, node: Node) -> Shape | None:
     name_node = node.child_by_field_name("name")
     name = parsed.text(name_node).split("::")[-1] if name_node is not None else ""
     if not (FAKE_WORDS.search(name) and GEM_WORDS.search(name)):
         return None
-    fake = FakeClass(name=name, node=node)
-    body = node.child_by_field_name("body")
-    visibility = "public"
-    for child in body.named_children if body is not None else []:
-        if child.type == "identifier" and parsed.text(child) in ("private", "protected", "public"):
-            visibility = parsed.text(child)
-        elif child.type == "method" and visibility == "public":
-            _add_def(parsed, fake, child)
-        elif child.type == "call":
-            _read_class_call(parsed, fake, child)
-    return fake if (set(fake.defs) | fake.attrs) & MARKERS else None
+    fake = Shape(name=name, node=node)
+    read_class_body(parsed, fake, node)
+    return fake if (set(fake.defs) | set(fake.attrs)) & MARKERS else None
 
 
-def _add_def(parsed: ParsedSource, fake: FakeClass, method: Node) -> None:
-    name = method.child_by_field_name("name")
-    if name is not None:
-        fake.defs.setdefault(parsed.text(name), method)
-
-
-def _read_class_call(parsed: ParsedSource, fake: FakeClass, call: Node) -> None:
-    method = call.child_by_field_name("method")
-    args = call.child_by_field_name("arguments")
-    if method is None or args is None:
-        return
-    name = parsed.text(method)
-    if name in ("attr_reader", "attr_accessor", "attr_writer"):
-        fake.attrs.update(parsed.text(a).lstrip(":") for a in args.named_children if a.type == "simple_symbol")
-    elif name == "public":
-        for arg in args.named_children:
-            if arg.type == "method":
-                _add_def(parsed, fake, arg)
-
-
-def _imitated(fake: FakeClass, api: GemApi) -> str | None:
+def _imitated(fake: Shape, api: GemApi) -> str | None:
     """The gem class sharing the most (non-core) method names with the fake; ties go to the class with
-    more marker methods, then to the one the fake's name mentions, then to the one defining them itself."""
+    more marker methods, then to the one the fake's name mentions, then to the one defining them itself
+    (a facade forwarding them, like Agent's def_delegators to Chat, does not count as defining them)."""
     if api.index is None:
         return None
-    names = sorted(set(fake.defs) | fake.attrs)
+    names = sorted(set(fake.defs) | set(fake.attrs))
     best: tuple[int, int, int, int, str] | None = None
     for cls in api.index.classes.values():
         if cls.kind != "class" or not api.owns(cls.name):
@@ -128,12 +193,17 @@ def _imitated(fake: FakeClass, api: GemApi) -> str | None:
         owners = {n: _gem_owner(api, cls.name, n) for n in names}
         overlap = sum(1 for o in owners.values() if o is not None)
         markers = sum(1 for n, o in owners.items() if o is not None and n in MARKERS)
-        own = sum(1 for o in owners.values() if o == cls.name)
+        own = sum(1 for n, o in owners.items() if o == cls.name and not _delegates(api, cls.name, n))
         short = cls.name.rpartition("::")[2]
         score = (overlap, markers, 1 if short and short in fake.name else 0, own, cls.name)
         if overlap and (best is None or score[:4] > best[:4]):
             best = score
     return best[4] if best is not None else None
+
+
+def _delegates(api: GemApi, class_name: str, method: str) -> bool:
+    found = api.lookup(class_name, method, False)
+    return found.method is not None and found.method.origin == "delegator"
 
 
 def _gem_owner(api: GemApi, class_name: str, method: str) -> str | None:
@@ -225,7 +295,7 @@ def _check_stubbed(
         found = api.lookup(target.name, method, singleton)
         if found.method is not None or not found.certain or api.is_core(target, method):
             continue
-        hint = api.suggestions(target.name, method, singleton)
+        hint = _hints(api, target.name, method, singleton)
         detail = f"{target.name} has no {'class ' if singleton else ''}method {method}"
         detail += f"; did you mean {', '.join(hint)}?" if hint else ""
         out.append(

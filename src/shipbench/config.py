@@ -1,0 +1,144 @@
+"""Suite configuration: what `shipbench run suite.toml` reads, validated as a whole.
+
+Invariants: a suite that loads is runnable as far as static checks go (known agents, known
+providers, every model's upstream speaks each selected agent's wire API, positive limits); keys are
+never stored in the config, only the names of the environment variables holding them; any problem
+raises `ConfigError` naming the file and field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shipbench.agents.base import WireApi
+
+Provider = Literal["openrouter", "openai", "anthropic", "google", "openai_compatible", "replay"]
+
+# Which wire APIs each upstream accepts; the proxy forwards a request in the wire the agent speaks.
+PROVIDER_WIRES: dict[str, frozenset[WireApi]] = {
+    "openrouter": frozenset({"openai_chat", "openai_responses", "anthropic_messages"}),
+    "openai": frozenset({"openai_chat", "openai_responses"}),
+    "anthropic": frozenset({"anthropic_messages"}),
+    "google": frozenset({"gemini"}),
+    "openai_compatible": frozenset({"openai_chat", "openai_responses"}),
+    "replay": frozenset({"openai_chat", "openai_responses", "anthropic_messages", "gemini"}),
+}
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "openrouter": "https://openrouter.ai/api",
+    "openai": "https://api.openai.com",
+    "anthropic": "https://api.anthropic.com",
+    "google": "https://generativelanguage.googleapis.com",
+}
+DEFAULT_KEY_ENV: dict[str, str] = {
+    "openrouter": "OPENROUTER_API_KEY",
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "google": "GEMINI_API_KEY",
+}
+
+
+class ConfigError(Exception):
+    """A suite file that cannot be used, with a message naming the file and field."""
+
+
+class _C(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Limits(_C):
+    phase_wall_s: float = Field(default=5400, gt=0)
+    idle_s: float = Field(default=360, gt=0)  # no event and no file change for this long -> stalled
+    loop_repeats: int = Field(default=6, ge=2)  # same tool call (or A-B cycle) this many times -> loop
+    max_consecutive_errors: int = Field(default=10, ge=1)
+    min_tokens_per_s: float = Field(default=0, ge=0)  # 0 disables the throughput watchdog
+    grace_s: float = Field(default=5, ge=0)  # SIGTERM -> SIGKILL delay
+    max_output_bytes: int = Field(default=64 * 1024 * 1024, gt=0)  # per stream per phase, beyond it: truncated
+
+
+class Budget(_C):
+    max_tokens: int | None = Field(default=None, gt=0)
+    max_usd: float | None = Field(default=None, gt=0)
+
+
+class Pricing(_C):
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cache_read_per_mtok: float = Field(default=0, ge=0)
+    cache_write_per_mtok: float = Field(default=0, ge=0)
+
+
+class SubagentConfig(_C):
+    name: str
+    model: str
+    description: str = "Implementation helper"
+    prompt: str = ""
+
+
+class ModelConfig(_C):
+    id: str  # label used in trial ids and reports
+    model: str  # model id sent upstream (e.g. anthropic/claude-sonnet-4.5)
+    provider: Provider
+    base_url: str | None = None  # required for openai_compatible
+    api_key_env: str | None = None  # defaults per provider; none for replay/local servers without keys
+    pricing: Pricing | None = None  # override the dated price table
+    subagents: list[SubagentConfig] = Field(default_factory=list)
+    concurrency: int | None = Field(default=None, ge=1)  # max trials at once against this upstream
+    replay_script: str | None = None  # provider=replay: a trajectory file (default: the task's bundled one)
+
+    def key_env(self) -> str | None:
+        return self.api_key_env or DEFAULT_KEY_ENV.get(self.provider)
+
+    def upstream_url(self) -> str | None:
+        return self.base_url or DEFAULT_BASE_URLS.get(self.provider)
+
+
+class AgentConfig(_C):
+    name: str  # registry name: opencode | codex | claude | gemini
+    binary: str | None = None  # path override; default: found on PATH or in the project's tool dir
+    continue_session: bool = True  # later phases continue the previous session when the CLI supports it
+    prompt_variant: str | None = None  # task prompt variant (e.g. "delegate")
+
+
+class SuiteConfig(_C):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    task: str = "rails-chat"
+    repeats: int = Field(default=1, ge=1)
+    jobs: int = Field(default=1, ge=1)
+    phases: list[str] | None = None  # subset of the task's phases (default: all)
+    agents: list[AgentConfig] = Field(min_length=1)
+    models: list[ModelConfig] = Field(min_length=1)
+    limits: Limits = Field(default_factory=Limits)
+    budget: Budget = Field(default_factory=Budget)
+    provider_concurrency: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, models: list[ModelConfig]) -> list[ModelConfig]:
+        ids = [m.id for m in models]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"model ids must be unique, got {ids}")
+        for m in models:
+            if m.provider == "openai_compatible" and not m.base_url:
+                raise ValueError(f"model {m.id!r}: provider openai_compatible needs base_url")
+        return models
+
+
+def load_suite(path: Path) -> SuiteConfig:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such suite file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    try:
+        return SuiteConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc

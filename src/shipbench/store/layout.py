@@ -1,0 +1,89 @@
+"""Where a suite's results live on disk: the trial directory is the source of truth.
+
+```
+<out>/<suite>/
+  index.sqlite                  rebuildable index of every trial.json below
+  <trial-id>/
+    trial.json                  TrialRecord: config snapshot, versions, status, timings, tokens, cost
+    home/                       the agent's private HOME (configs, caches); never holds the real key
+    workspace/                  what the agent built (a fresh `git init`)
+    phases/<n>/events.jsonl     the agent's raw stream, one JSON line per line read, secrets redacted
+    phases/<n>/llm_calls.jsonl  one LlmCallRecord per proxied call
+    phases/<n>/stderr.log       the agent's stderr (clipped)
+    validation.json             ladder verdicts (validation issue)
+    audit.json                  the audit of workspace/
+```
+Invariants: paths are derived, never stored; a trial id is filesystem-safe and stable for the same
+(task, agent, model, repeat); phase numbers start at 1.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_part(text: str) -> str:
+    cleaned = _UNSAFE.sub("-", text).strip("-.")
+    return cleaned or "x"
+
+
+def trial_id(task: str, agent: str, model: str, repeat: int) -> str:
+    return "__".join((safe_part(task), safe_part(agent), safe_part(model), f"r{repeat}"))
+
+
+@dataclass(frozen=True)
+class SuitePaths:
+    root: Path  # <out>/<suite>
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index.sqlite"
+
+    def trial(self, trial: str) -> TrialPaths:
+        return TrialPaths(self.root / trial)
+
+    def trials(self) -> list[TrialPaths]:
+        if not self.root.is_dir():
+            return []
+        return [TrialPaths(p) for p in sorted(self.root.iterdir()) if (p / "trial.json").is_file()]
+
+
+@dataclass(frozen=True)
+class TrialPaths:
+    root: Path
+
+    @property
+    def record(self) -> Path:
+        return self.root / "trial.json"
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def workspace(self) -> Path:
+        return self.root / "workspace"
+
+    def phase_dir(self, n: int) -> Path:
+        return self.root / "phases" / str(n)
+
+    def events(self, n: int) -> Path:
+        return self.phase_dir(n) / "events.jsonl"
+
+    def llm_calls(self, n: int) -> Path:
+        return self.phase_dir(n) / "llm_calls.jsonl"
+
+    def stderr(self, n: int) -> Path:
+        return self.phase_dir(n) / "stderr.log"
+
+    @property
+    def validation(self) -> Path:
+        return self.root / "validation.json"
+
+    @property
+    def audit(self) -> Path:
+        return self.root / "audit.json"

@@ -1,0 +1,158 @@
+"""Persisted run records: trial.json (TrialRecord) and llm_calls.jsonl lines (LlmCallRecord).
+
+Invariants: a record written to disk is complete JSON (writers go through `write_atomic`: a temp file
+then rename, so a crash never leaves half a trial.json); a finished phase is never rewritten;
+`status` uses one taxonomy everywhere and `failure_class` says whether a failure is the model's
+(scored) or the infrastructure's (reported apart, not scored).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shipbench.agents.base import Usage
+
+TrialStatus = Literal[
+    "pending",  # not started yet
+    "running",  # started, not finished (a crash leaves this: resume picks it up)
+    "completed",
+    "completed_with_errors",
+    "timeout",
+    "stalled",
+    "loop",
+    "agent_crash",
+    "provider_error",
+    "budget_exceeded",
+    "infra_error",
+]
+FINISHED: frozenset[str] = frozenset(
+    {"completed", "completed_with_errors", "timeout", "stalled", "loop", "agent_crash", "provider_error",
+     "budget_exceeded", "infra_error"}
+)
+FailureClass = Literal["none", "model", "infra"]
+
+
+class _Rec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LlmCallRecord(_Rec):
+    """One call through the metering proxy."""
+
+    trial_id: str
+    phase: int
+    seq: int
+    started_at: datetime
+    wire: str  # openai_chat | openai_responses | anthropic_messages | gemini
+    path: str  # request path as the agent sent it (no query string)
+    stream: bool
+    model_requested: str | None = None
+    model_served: str | None = None
+    upstream: str  # provider name from the suite (openrouter, anthropic, replay, ...)
+    upstream_provider: str | None = None  # who actually served it, when the upstream says (OpenRouter)
+    status: int  # final HTTP status returned to the agent
+    attempts: int = 1
+    error_class: str | None = None  # rate_limited | server_error | auth | bad_request | timeout | network | budget
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float | None = None  # our price from the dated table (+ overrides)
+    upstream_cost_usd: float | None = None  # cost the upstream reported, when it does
+    price_source: str | None = None  # e.g. "genai-prices 0.2.3" or "suite override"
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+
+
+class WatchdogEvent(_Rec):
+    at_s: float
+    kind: str  # timeout | idle | loop | errors | slow | budget | exit_without_terminal
+    detail: str
+
+
+class PhaseRecord(_Rec):
+    n: int
+    id: str
+    status: TrialStatus = "pending"
+    status_reason: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    wall_s: float = 0.0
+    exit_code: int | None = None
+    prompt_sha256: str = ""
+    continued_session: str | None = None
+    session_id: str | None = None
+    proxy_usage: Usage = Field(default_factory=Usage)  # source of truth
+    stream_usage: Usage = Field(default_factory=Usage)  # summed from the agent's own stream
+    usage_disagreement: str | None = None  # set when proxy and stream differ
+    llm_calls: int = 0
+    cost_usd: float = 0.0
+    models_served: dict[str, int] = Field(default_factory=dict)  # model as served -> calls
+    tool_calls: dict[str, int] = Field(default_factory=dict)
+    delegations: int = 0
+    last_tool: str | None = None
+    final_message: str = ""
+    watchdog: list[WatchdogEvent] = Field(default_factory=list)
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    output_truncated: bool = False
+    files_changed: list[str] = Field(default_factory=list)
+
+
+class Versions(_Rec):
+    shipbench: str
+    agent_cli: str | None = None
+    task: str
+    ruby_llm_locked: str | None = None
+
+
+class TrialRecord(_Rec):
+    trial_id: str
+    suite: str
+    task: str
+    agent: str
+    model_id: str  # the suite's label for the model configuration
+    model: str  # model id requested upstream
+    provider: str
+    repeat: int
+    replay: bool = False
+    config: dict[str, object] = Field(default_factory=dict)  # snapshot of the suite entries used (no secrets)
+    versions: Versions
+    status: TrialStatus = "pending"
+    status_reason: str = ""
+    failure_class: FailureClass = "none"
+    created_at: datetime
+    updated_at: datetime
+    phases: list[PhaseRecord] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+    wall_s: float = 0.0
+    audit_score: int | None = None
+    audit_tier: str | None = None
+    audit_error: str | None = None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` so that readers see the old or the new content, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_trial(path: Path, record: TrialRecord) -> None:
+    write_atomic(path, record.model_dump_json(indent=2) + "\n")
+
+
+def load_trial(path: Path) -> TrialRecord:
+    return TrialRecord.model_validate_json(path.read_text(encoding="utf-8"))
