@@ -87,7 +87,7 @@ def _api_row(c: ApiCall) -> str:
     )
     detail = c.detail
     if c.suggestions:
-        detail += (" " if detail else "") + "did you mean " + ", ".join(f"'{s}'" for s in c.suggestions) + "?"
+        detail += ("; " if detail else "") + "did you mean " + ", ".join(f"'{s}'" for s in c.suggestions) + "?"
     return f"| {where} | `{_cell(c.call)}` | {c.verdict} | {_cell(definition, 200)} | {_cell(detail, 200)} |"
 
 

@@ -3,6 +3,9 @@
 A fake class is one whose name says so (Fake/Stub/Mock/Dummy/Double/Spy + Chat/Message/Client/LLM...)
 and which defines a marker method of the gem's surface (ask, say, complete, content, add_message,
 with_instructions); the gem class it imitates is the one sharing the most method names with it.
+What a fake's method returns where the real one returns a known class (Chat#ask -> Message) is
+checked against that class in turn (test classes, Structs, OpenStructs; see fake_shapes), and a fake
+method whose signature no real call can share is a `fake_signature` (see fake_signatures).
 Stubs are Minitest `X.stub(:m)`, Mocha `X.stubs/expects(:m)` and `X.any_instance.stubs(:m)`, RSpec
 `allow(X).to receive(:m)` / `allow_any_instance_of(X)` and `stub_const("RubyLLM::X")`.
 Invariants: only called with a gem index in hand; a mismatch is reported only when the lookup proves

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from shipbench.audit.checks import AuditContext, Check, Hit
 from shipbench.audit.models import Evidence
 from shipbench.audit.ruby.parse import Node, ParsedSource, of_type, parse_ruby
+from shipbench.audit.ruby.verify_types import FakeMismatch
 from shipbench.tasks.rails_chat.checks._common import (
     class_name,
     enclosing_class,
@@ -206,12 +207,23 @@ def check_llm_path_untested(ctx: AuditContext) -> Iterator[Hit]:
     )
 
 
+def _fake_message(fake: FakeMismatch) -> str:
+    if fake.kind == "missing_constant":
+        head = f"A test stubs or fakes `{fake.name}`, a constant the gem does not define."
+    elif fake.kind == "stubbed_method":
+        head = f"A test stubs `{fake.name}`, a method the real `{fake.real}` does not have."
+    elif fake.kind == "fake_signature":
+        head = f"Test double `{fake.name}` has a signature the real `{fake.real}` cannot match."
+    else:
+        head = f"Test double `{fake.name}` defines a method the real `{fake.real}` lacks."
+    return f"{head} {fake.detail}".strip()
+
+
 def check_fake_wrong_api(ctx: AuditContext) -> Iterator[Hit]:
     if not ctx.api.verified:
         return
     for fake in ctx.api.fakes:
-        message = f"Test double `{fake.name}` stands in for an API the real `{fake.real}` lacks. {fake.detail}"
-        yield Hit("tests.fake_wrong_api", message.strip(), (ctx.at_line(fake.path, fake.line),), key=fake.name)
+        yield Hit("tests.fake_wrong_api", _fake_message(fake), (ctx.at_line(fake.path, fake.line),), key=fake.name)
     for call in ctx.api.calls:
         if call.in_test and call.verdict == "missing":
             message = f"A test calls `{call.call}`, which does not exist in the gem. {call.detail}"
