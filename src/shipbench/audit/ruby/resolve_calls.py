@@ -115,6 +115,8 @@ class FileCalls:
         api = self.types.api_for(rtype.name)
         if api is None:
             return
+        if rtype.kind == "opaque" and _rooted_in_missing_constant(api, rtype.name):
+            return  # the missing constant is the finding; calls on what it would return say nothing more
         writer = _is_attribute_write(node)
         name = method + "=" if writer else method
         if rtype.kind != "opaque" and self.defs.defines(rtype.name, name):
@@ -154,6 +156,14 @@ class FileCalls:
                 in_test=self.in_test,
             )
         )  # fmt: skip
+
+
+def _rooted_in_missing_constant(api: GemApi, origin: str) -> bool:
+    """`RubyLLM::Client.new.chat` -> is `RubyLLM::Client` absent from the gem (so already reported missing)?"""
+    root = origin.split(".", 1)[0].split("#", 1)[0]
+    if api.index is None or root == api.namespace:
+        return False
+    return api.find_class(root) is None and api.constant_location(root) is None and api.foreign_constant(root) is None
 
 
 def _is_attribute_write(node: Node) -> bool:
