@@ -245,3 +245,23 @@ def test_context_chat_forwards_to_the_constructor(project: Build) -> None:
     assert at(report, 5, "Chat#ask").verdict == "ok"
     bad = at(report, 6, "Context#chat")
     assert bad.verdict == "bad_arguments" and "unknown keyword: modle" in bad.detail
+
+
+def test_injected_dependency_is_verified_through_its_default(project: Build) -> None:
+    source = (
+        "class Assistant\n"  # 1
+        "  def initialize(llm: RubyLLM, model: 'x')\n"  # 2
+        "    @llm = llm\n"  # 3
+        "  end\n"  # 4
+        "\n"  # 5
+        "  def respond(prompt)\n"  # 6
+        "    conversation = @llm.chat(provider: :openrouter)\n"  # 7
+        "    conversation.with_instructions('be brief')\n"  # 8
+        "    conversation.send_message(prompt).content\n"  # 9
+        "  end\n"
+        "end\n"
+    )
+    report = verify(project, {"app/models/assistant.rb": source})
+    assert at(report, 7, "RubyLLM.chat").verdict == "ok"
+    assert at(report, 8, "Chat#with_instructions").verdict == "ok"
+    assert at(report, 9, "Chat#send_message").verdict == "missing"

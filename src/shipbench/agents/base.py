@@ -25,6 +25,7 @@ EventKind = Literal[
     "error",  # an error the agent reported (text)
     "terminal",  # the run finished (is_error tells success or failure)
     "unparsed",  # a line that is not a known event
+    "notice",  # a known non-fatal warning/info line (retry notice, CLI warning): activity, not an error
 ]
 
 

@@ -7,7 +7,9 @@ they are passed to (`configure { |config| }`, `each { |m| }` over a Chat, `compl
 Flows: a local variable takes the last assignment before the read in the same method (a conditional
 assignment joins the earlier ones; differing types give unknown); an instance variable read with no
 earlier assignment in its method takes the single type of every assignment to it in the class; a bare
-name that is not a local is a helper method of the enclosing class, typed by its last expression.
+name that is not a local is a helper method of the enclosing class, typed by its last expression; a
+method parameter with a default (`def initialize(llm: RubyLLM)`) takes the default's type, the
+production path of an injected dependency.
 Invariants: inference is memoised per node and cycle-safe (a cycle is unknown); `None` is "not a gem
 value" and nothing is ever guessed: anything outside these rules is `None`.
 """
@@ -139,7 +141,8 @@ class FileTypes:
         if local is not None:
             return local[0]
         if name in _param_names(self.parsed, scope):
-            return None
+            default = _param_default(self.parsed, scope, name)
+            return self.type_of(default) if default is not None else None
         return self.helper_type(name, node)
 
     def _block_param(self, name: str, node: Node) -> tuple[bool, RType | None]:
@@ -319,6 +322,20 @@ def _param_names(parsed: ParsedSource, scope: Node) -> set[str]:
         if name is not None:
             names.add(parsed.text(name))
     return names
+
+
+def _param_default(parsed: ParsedSource, scope: Node, name: str) -> Node | None:
+    """The default value of parameter `name` (`llm: RubyLLM`, `chat = RubyLLM.chat`): the production
+    path of an injected dependency, so calls on the parameter are verified against the default's type."""
+    params = scope.child_by_field_name("parameters")
+    if params is None:
+        return None
+    for child in params.named_children:
+        if child.type in ("optional_parameter", "keyword_parameter"):
+            pname = child.child_by_field_name("name")
+            if pname is not None and parsed.text(pname) == name:
+                return child.child_by_field_name("value")
+    return None
 
 
 def _block_param_names(parsed: ParsedSource, params: Node) -> list[str]:

@@ -1,0 +1,277 @@
+"""The trial lifecycle: skip, resume or start; run the unfinished phases; audit; save trial.json.
+
+Invariants:
+- run_trial never raises except on cancellation (after saving the record); every harness failure
+  (binary missing, version unknown, key missing, proxy or git failure, unexpected exception) ends as
+  status infra_error with a redacted message. An infra_error trial is retried by the next run (it is
+  not a result); every other finished status is final and the trial is skipped.
+- A finished phase is never re-run or rewritten; an unfinished phase (a crash or an interrupt left it
+  "running") restarts from the workspace its predecessor committed (git tag), its old files removed.
+- Only completed / completed_with_errors phases let the next phase run; any other status ends the
+  trial with that status. trial.json is written atomically before and after every phase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from shipbench import __version__
+from shipbench.agents.base import AgentAdapter, Usage
+from shipbench.agents.discovery import detect_version, find_binary
+from shipbench.agents.registry import get_adapter
+from shipbench.audit.engine import audit_project
+from shipbench.audit.serialize import to_json
+from shipbench.proxy.types import UpstreamTarget
+from shipbench.runner.events import Redactor
+from shipbench.runner.killtree import sweep_marker
+from shipbench.runner.phase import PhaseContext, PhaseOutcome, now, run_phase
+from shipbench.runner.plan import PhasePlan, PlanError, RunEnv, TrialPlan, resolve_key
+from shipbench.runner.workspace import init_workspace, phase_tag, reset_to
+from shipbench.runner.workspace import commit_phase as git_commit_phase
+from shipbench.store.records import (
+    FINISHED,
+    FailureClass,
+    PhaseRecord,
+    TrialRecord,
+    TrialStatus,
+    Versions,
+    load_trial,
+    save_trial,
+)
+
+OK_PHASE: frozenset[str] = frozenset({"completed", "completed_with_errors"})
+INFRA_STATUSES: frozenset[str] = frozenset({"infra_error", "provider_error"})
+LOCAL_HOSTS = ("http://127.0.0.1", "http://localhost", "http://[::1]")
+
+
+class InfraError(Exception):
+    """A harness-side failure: the trial is reported as infra_error with this message."""
+
+
+def is_done(record: TrialRecord) -> bool:
+    """A trial whose result is final (skipped by a re-run). infra_error is retried."""
+    return record.status in FINISHED and record.status != "infra_error"
+
+
+def phase_done(phase: PhaseRecord) -> bool:
+    return phase.status in FINISHED and phase.status != "infra_error"
+
+
+def failure_class_of(status: str) -> FailureClass:
+    if status in OK_PHASE:
+        return "none"
+    return "infra" if status in INFRA_STATUSES else "model"
+
+
+async def run_trial(plan: TrialPlan, env: RunEnv) -> TrialRecord:
+    existing = None if plan.force else _load(plan)
+    if plan.force and plan.paths.root.exists():
+        shutil.rmtree(plan.paths.root)
+    if existing is not None and is_done(existing):
+        env.progress.trial_finished(existing, skipped=True)
+        return existing
+    record = existing or new_record(plan)
+    if env.shutdown.is_set():
+        return record
+    async with _hold(env.limiters.slots(plan.model)):
+        if env.shutdown.is_set():
+            return record
+        return await _run(plan, env, record)
+
+
+def new_record(plan: TrialPlan) -> TrialRecord:
+    stamp = now()
+    return TrialRecord(
+        trial_id=plan.trial_id, suite=plan.suite.name, task=plan.task.id, agent=plan.agent.name,
+        model_id=plan.model.id, model=plan.model.model, provider=plan.model.provider, repeat=plan.repeat,
+        replay=plan.model.provider == "replay", config=plan.config_snapshot(),
+        versions=Versions(shipbench=__version__, task=_task_version(plan)), created_at=stamp, updated_at=stamp,
+    )
+
+
+async def _run(plan: TrialPlan, env: RunEnv, record: TrialRecord) -> TrialRecord:
+    redactor = Redactor()
+    record.status, record.status_reason, record.failure_class = "running", "", "none"
+    env.progress.trial_started(plan.trial_id, len(plan.phases()))
+    try:
+        await _execute(plan, env, record, redactor)
+    except asyncio.CancelledError:
+        record.status_reason = "interrupted (cancelled); a re-run resumes"
+        _save(plan, record)
+        raise
+    except InfraError as exc:
+        _finish(record, "infra_error", redactor(str(exc)), "infra")
+    except Exception as exc:  # the harness failed, not the model: never let it escape the suite
+        _finish(record, "infra_error", redactor(f"harness error: {exc!r}"), "infra")
+    _save(plan, record)
+    env.progress.trial_finished(record, skipped=False)
+    return record
+
+
+async def _execute(plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: Redactor) -> None:
+    adapter, binary, upstream = await _prepare(plan, env, record, redactor)
+    finished = {p.id: p for p in record.phases if phase_done(p)}
+    await _prepare_workspace(plan, record, finished)
+    session: str | None = None
+    spent, spent_usd = Usage(), 0.0
+    final: tuple[TrialStatus, str, FailureClass] = ("completed", "", "none")
+    for phase in plan.phases():
+        done = finished.get(phase.id)
+        if done is None:
+            _save(plan, record)
+            sweep_marker(plan.marker(phase.n))  # a crashed earlier run may have left this phase's agent running
+            resume = session if (plan.agent.continue_session and adapter.capabilities.continues_session) else None
+            ctx = PhaseContext(adapter, binary, upstream, redactor, spent, spent_usd, resume)
+            env.progress.phase_started(plan.trial_id, phase.n, phase.id)
+            outcome = await _run_phase(plan, env, record, phase, ctx)
+            if outcome.interrupted:
+                record.status_reason = outcome.record.status_reason
+                return
+            done = outcome.record
+            final = _worse(final, (done.status, done.status_reason, outcome.failure_class))
+        else:
+            final = _worse(final, (done.status, done.status_reason, failure_class_of(done.status)))
+        session = done.session_id or session
+        spent, spent_usd = spent + done.proxy_usage, spent_usd + done.cost_usd
+        if done.status not in OK_PHASE:
+            break
+    if final[0] != "infra_error":
+        await _audit(plan, env, record, redactor)
+    _finish(record, *final)
+
+
+async def _prepare(
+    plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: Redactor
+) -> tuple[AgentAdapter, Path, UpstreamTarget]:
+    try:
+        adapter = get_adapter(plan.agent.name)
+    except KeyError as exc:
+        raise InfraError(str(exc)) from None
+    binary = find_binary(adapter.capabilities, plan.agent.binary)
+    if binary is None:
+        raise InfraError(f"{adapter.capabilities.binary} not found (install {adapter.capabilities.npm_package})")
+    version = await detect_version(adapter, binary)
+    if version is None:
+        raise InfraError(f"{binary}: could not detect the version (`{binary} --version` failed)")
+    record.versions.agent_cli = version
+    key, key_error = resolve_key(plan.model, env.environ)
+    if key_error:
+        raise InfraError(key_error)
+    redactor.add(key)
+    return adapter, binary, _upstream(plan, env, key)
+
+
+def _upstream(plan: TrialPlan, env: RunEnv, key: str | None) -> UpstreamTarget:
+    model = plan.model
+    base = env.replay_urls.get(model.id) if model.provider == "replay" else model.upstream_url()
+    if not base:
+        raise InfraError(f"model {model.id!r}: no upstream URL (provider {model.provider})")
+    headers: dict[str, str] = {}
+    if model.provider == "replay" or base.startswith(LOCAL_HOSTS):  # never send local paths to a cloud
+        headers["X-Shipbench-Workspace"] = str(plan.paths.workspace.resolve())
+    return UpstreamTarget(provider=model.provider, base_url=base, api_key=key, pricing=model.pricing,
+                          extra_headers=headers)
+
+
+async def _prepare_workspace(plan: TrialPlan, record: TrialRecord, finished: dict[str, PhaseRecord]) -> None:
+    paths = plan.paths
+    if not finished:
+        if paths.home.exists():
+            shutil.rmtree(paths.home)
+        if (paths.root / "phases").exists():
+            shutil.rmtree(paths.root / "phases")
+        record.phases = []
+        await init_workspace(paths.workspace, paths.home)
+        return
+    last = max(finished.values(), key=lambda p: p.n)
+    paths.home.mkdir(parents=True, exist_ok=True)
+    await reset_to(paths.workspace, paths.home, phase_tag(last.n))
+    record.phases = sorted(finished.values(), key=lambda p: p.n)
+
+
+async def _run_phase(
+    plan: TrialPlan, env: RunEnv, record: TrialRecord, phase: PhasePlan, ctx: PhaseContext
+) -> PhaseOutcome:
+    phase_dir = plan.paths.phase_dir(phase.n)
+    if phase_dir.exists():
+        shutil.rmtree(phase_dir)  # an interrupted attempt's partial logs
+    placeholder = PhaseRecord(n=phase.n, id=phase.id, status="running", started_at=now())
+    _put_phase(record, placeholder)
+    _save(plan, record)
+    try:
+        outcome = await run_phase(plan, env, phase, ctx)
+    except PlanError as exc:
+        raise InfraError(str(exc)) from None
+    if not outcome.interrupted:
+        outcome.record.files_changed = await git_commit_phase(plan.paths.workspace, plan.paths.home, phase.n, phase.id)
+    _put_phase(record, outcome.record)
+    _save(plan, record)
+    return outcome
+
+
+async def _audit(plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: Redactor) -> None:
+    try:
+        result = await asyncio.to_thread(audit_project, plan.paths.workspace, plan.task, env.gem_sources)
+        plan.paths.audit.write_text(redactor(to_json(result)), encoding="utf-8")
+        record.audit_score, record.audit_tier, record.audit_error = result.score, result.tier, None
+    except Exception as exc:
+        record.audit_score = record.audit_tier = None
+        record.audit_error = redactor(f"audit failed: {exc!r}")
+
+
+def _finish(record: TrialRecord, status: TrialStatus, reason: str, failure: FailureClass) -> None:
+    record.status, record.status_reason, record.failure_class = status, reason, failure
+    record.usage = sum((p.proxy_usage for p in record.phases), Usage())
+    record.cost_usd = round(sum(p.cost_usd for p in record.phases), 6)
+    record.wall_s = round(sum(p.wall_s for p in record.phases), 3)
+
+
+def _worse(
+    current: tuple[TrialStatus, str, FailureClass], new: tuple[TrialStatus, str, FailureClass]
+) -> tuple[TrialStatus, str, FailureClass]:
+    """The trial's status: the first failing phase's, else completed_with_errors if any phase had errors."""
+    if current[0] not in OK_PHASE:
+        return current
+    if new[0] not in OK_PHASE or new[0] == "completed_with_errors":
+        return new
+    return current
+
+
+def _put_phase(record: TrialRecord, phase: PhaseRecord) -> None:
+    record.phases = sorted([p for p in record.phases if p.n != phase.n] + [phase], key=lambda p: p.n)
+
+
+def _save(plan: TrialPlan, record: TrialRecord) -> None:
+    record.updated_at = now()
+    save_trial(plan.paths.record, record)
+
+
+def _load(plan: TrialPlan) -> TrialRecord | None:
+    try:
+        return load_trial(plan.paths.record)
+    except (FileNotFoundError, ValidationError, ValueError):
+        return None
+
+
+def _task_version(plan: TrialPlan) -> str:
+    digest = hashlib.sha256()
+    for name in ("task.toml", "rubric.toml"):
+        with contextlib.suppress(OSError):
+            digest.update((plan.task.root / name).read_bytes())
+    return f"{plan.task.id}@{digest.hexdigest()[:12]}"
+
+
+@contextlib.asynccontextmanager
+async def _hold(slots: list[asyncio.Semaphore]) -> AsyncIterator[None]:
+    async with contextlib.AsyncExitStack() as stack:
+        for slot in slots:
+            await stack.enter_async_context(slot)
+        yield
