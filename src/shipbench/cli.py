@@ -83,14 +83,98 @@ def audit(
 
 
 @app.command()
+def run(
+    suite: Annotated[
+        Path | None, typer.Argument(help="Suite TOML (default: the bundled demo suite, a REPLAY run).")
+    ] = None,
+    agent: Annotated[str | None, typer.Option(help="Only this agent (registry name).")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model (suite id or model name).")] = None,
+    repeats: Annotated[int | None, typer.Option(min=1, help="Override the suite's repeats.")] = None,
+    jobs: Annotated[int | None, typer.Option(min=1, help="Trials at once (default: the suite's jobs).")] = None,
+    out: Annotated[Path, typer.Option(help="Results directory.")] = Path("results"),
+    force: Annotated[
+        list[str] | None, typer.Option("--force", help="Restart this trial id from an empty workspace.")
+    ] = None,
+    gem_source: Annotated[
+        list[str] | None, typer.Option("--gem-source", help="NAME=DIR: audit verifies calls against it.")
+    ] = None,
+) -> None:
+    """Run (or resume) a suite: real agent CLIs, metered through the local proxy, audited, indexed.
+
+    Idempotent: finished trials are skipped, unfinished phases re-run. Exit 0 when every trial finished
+    (whatever its status), 1 if any infra_error, 2 on a bad suite, 130 when interrupted.
+    """
+    from shipbench.config import ConfigError
+    from shipbench.demo import DEFAULT_GEM_SOURCES
+    from shipbench.runner.command import DEMO_SUITE, load_suite_file, run_command
+
+    sources = {k: v for k, v in DEFAULT_GEM_SOURCES.items() if v.is_dir()} | _parse_gem_sources(gem_source or [])
+    try:
+        config = load_suite_file(suite or DEMO_SUITE)
+        code = run_command(config, out=out, console=_console(), only_agent=agent, only_model=model,
+                           repeats=repeats, jobs=jobs, force=set(force or []), gem_sources=sources)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code=code)
+
+
+@app.command()
 def demo(
+    audit_examples: Annotated[
+        bool, typer.Option("--audit-examples", help="Audit the bundled example corpus instead (no agents).")
+    ] = False,
     examples: Annotated[
         Path | None,
-        typer.Option(help="Directory of example projects (default: the bundled rails-chat corpus)."),
+        typer.Option(help="With --audit-examples: directory of example projects (default: the bundled corpus)."),
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Also write each audit JSON into this directory.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Results directory (default ./results); with --audit-examples: audit JSON directory."),
+    ] = None,
+    jobs: Annotated[int | None, typer.Option(min=1, help="Trials at once.")] = None,
+    force: Annotated[
+        list[str] | None, typer.Option("--force", help="Restart this trial id from an empty workspace.")
+    ] = None,
 ) -> None:
-    """Audit the bundled example projects offline and print their ranking (no API key needed)."""
+    """Run the bundled demo suite offline: every installed agent CLI builds the rails-chat app against
+    the scripted `replay` upstream, through the proxy, watchdogs, audit and store (a REPLAY run, not a
+    real model; no API key needed). --audit-examples audits the example corpus instead.
+    """
+    if audit_examples:
+        _demo_audit_examples(examples, out)
+        return
+    from shipbench.config import ConfigError
+    from shipbench.demo import DEFAULT_GEM_SOURCES, installed_agents
+    from shipbench.runner.command import DEMO_SUITE, load_suite_file, run_command
+
+    console = _console()
+    try:
+        config, skipped = installed_agents(load_suite_file(DEMO_SUITE))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    for line in skipped:
+        console.print(f"[yellow]skipped[/] {line}", highlight=False)
+    if not config.agents:
+        console.print("no agent CLI is installed: nothing to run (./scripts/setup.sh installs them)")
+        raise typer.Exit(code=1)
+    console.print(
+        "[bold]REPLAY demo[/]: the model is a scripted local upstream replaying a recorded trajectory; "
+        "the agents, proxy, watchdogs, audit and store are real. Scores show the pipeline, not a model."
+    )
+    sources = {k: v for k, v in DEFAULT_GEM_SOURCES.items() if v.is_dir()}
+    try:
+        code = run_command(config, out=out or Path("results"), console=console, jobs=jobs,
+                           force=set(force or []), gem_sources=sources)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code=code)
+
+
+def _console() -> Console:
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def _demo_audit_examples(examples: Path | None, out: Path | None) -> None:
     from shipbench.demo import (
         DEFAULT_EXAMPLES,
         DEFAULT_GEM_SOURCES,

@@ -1,8 +1,10 @@
-"""`shipbench demo`: audit a directory of example projects and print their ranking.
+"""`shipbench demo`: the replay demo suite's helpers, and the audit of a directory of example projects.
 
-Until the runner exists this is the main job on a fresh machine: it needs no API key and no network.
+`shipbench demo` runs the bundled demo suite (real agent CLIs against the scripted `replay` upstream);
+`shipbench demo --audit-examples` audits the example corpus. Neither needs an API key or the network.
 Invariants: one project that cannot be audited never stops the others (it is listed with its error);
-rows are ordered by score, then name, so the output is deterministic.
+rows are ordered by score, then name, so the output is deterministic; an agent whose CLI is not
+installed is skipped with a reason, never a failed trial.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rich.table import Table
 from shipbench.audit.engine import AuditInputError, audit_project
 from shipbench.audit.models import AuditResult
 from shipbench.audit.serialize import to_json
+from shipbench.config import AgentConfig, SuiteConfig
 from shipbench.tasks.pack import TaskPack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -84,3 +87,26 @@ def write_results(rows: list[DemoRow], out: Path) -> None:
     for row in rows:
         if row.result is not None:
             (out / f"{row.name}.audit.json").write_text(to_json(row.result), encoding="utf-8")
+
+
+def installed_agents(config: SuiteConfig) -> tuple[SuiteConfig, list[str]]:
+    """The suite restricted to agents whose CLI binary is installed, and one line per skipped agent."""
+    from shipbench.agents.discovery import find_binary
+    from shipbench.agents.registry import get_adapter
+
+    kept: list[AgentConfig] = []
+    skipped: list[str] = []
+    for agent in config.agents:
+        try:
+            cap = get_adapter(agent.name).capabilities
+        except KeyError as exc:
+            skipped.append(f"{agent.name}: no adapter ({exc})")
+            continue
+        if find_binary(cap, agent.binary) is None:
+            skipped.append(
+                f"{agent.name}: `{cap.binary}` not installed (npm {cap.npm_package}@{cap.npm_version}; "
+                "scripts/setup.sh installs it into .tools/npm)"
+            )
+            continue
+        kept.append(agent)
+    return config.model_copy(update={"agents": kept}), skipped

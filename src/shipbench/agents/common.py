@@ -43,6 +43,12 @@ def base_env(request: InvocationRequest, extra: Mapping[str, str]) -> dict[str, 
     return env
 
 
+def markdown_with_frontmatter(fields: Mapping[str, str], body: str) -> str:
+    """A Markdown file with YAML frontmatter; values are JSON strings (valid YAML double-quoted scalars)."""
+    head = "\n".join(f"{key}: {json.dumps(value, ensure_ascii=True)}" for key, value in fields.items())
+    return f"---\n{head}\n---\n\n{body.strip()}\n"
+
+
 def proxy_root(base_url: str) -> str:
     return base_url.rstrip("/")
 

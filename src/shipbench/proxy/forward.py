@@ -39,6 +39,7 @@ class Call:
     headers: dict[str, str] = field(repr=False)
     body: bytes = field(repr=False)
     secret: str | None = field(default=None, repr=False)
+    stream: bool = False  # the agent asked for a stream (relayed chunk by chunk whatever the content type)
     started: float = field(default_factory=time.monotonic)
     attempts: int = 0
     status: int = 0
@@ -105,7 +106,7 @@ async def _attempt(request: web.Request, session: aiohttp.ClientSession, call: C
             raise _Retry(policy.delay(call.attempts, parse_retry_after(up.headers)))
         call.status = up.status
         call.error_class = classify_status(up.status)
-        if up.status < 300 and up.content_type == "text/event-stream":
+        if up.status < 300 and (call.stream or up.content_type == "text/event-stream"):
             return await _relay_stream(request, up, call)
         data = await up.read()
         _mark_first_byte(call)

@@ -32,7 +32,7 @@ class RetryPolicy:
         """Seconds to wait before retry `retry_number` (1-based)."""
         if retry_after is not None:
             return max(0.0, min(retry_after, self.max_delay_s))
-        base = self.base_delay_s * (2 ** max(0, retry_number - 1))
+        base = self.base_delay_s * (2.0 ** max(0, retry_number - 1))
         factor = 1.0 + (rng or random).uniform(-self.jitter, self.jitter)
         return max(0.0, min(base * factor, self.max_delay_s))
 

@@ -177,7 +177,8 @@ def inspect_request(wire: WireApi, matched: Matched, body: bytes, model_override
             data["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
             changed = True
     model = data.get("model")
-    return RequestInfo(model if isinstance(model, str) else None, stream, json.dumps(data).encode() if changed else body)
+    out = json.dumps(data).encode() if changed else body
+    return RequestInfo(model if isinstance(model, str) else None, stream, out)
 
 
 def gemini_path(path: str, matched: Matched, model_override: str | None) -> str:

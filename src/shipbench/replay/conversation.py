@@ -181,7 +181,7 @@ def parse_request(wire: Wire, body: dict[str, Any], *, model: str = "", stream: 
 _WORKDIR_PATTERNS = (
     re.compile(r"<cwd>\s*([^<\s][^<]*?)\s*</cwd>"),
     re.compile(r"[Ww]orking directory:\s*(/\S+)"),
-    re.compile(r"working in the directory:?\s*(/\S+)"),
+    re.compile(r"Workspace Directories:\**\s*-\s*(/\S+)"),
 )
 
 

@@ -24,6 +24,43 @@ DONE_TEXT = "Done: every scripted step has been replayed."
 NO_TOOLS_TEXT = "Replay chat session"
 UNSCRIPTED_TEXT = "The replay has no scripted phase for this prompt."
 LOOP_COMMAND = "ls"
+# Gemini CLI (0.61) denies its edit tools on "build files" when headless, whatever the approval mode; a model
+# then writes them with the shell tool, and so does the replay.
+GEMINI_BUILD_FILES = frozenset(
+    {
+        "Dockerfile",
+        "Containerfile",
+        "Makefile",
+        "makefile",
+        "GNUmakefile",
+        "CMakeLists.txt",
+        "package.json",
+        "package-lock.json",
+        "pnpm-lock.yaml",
+        "yarn.lock",
+        "bun.lockb",
+        "setup.py",
+        "setup.cfg",
+        "pyproject.toml",
+        "go.mod",
+        "go.sum",
+        "Cargo.toml",
+        "Cargo.lock",
+        "pom.xml",
+        "build.gradle",
+        "build.gradle.kts",
+        "settings.gradle",
+        "settings.gradle.kts",
+        "BUILD",
+        "BUILD.bazel",
+        "WORKSPACE",
+        "WORKSPACE.bazel",
+        "MODULE.bazel",
+        ".bazelrc",
+        ".blazerc",
+    }
+)
+GEMINI_BUILD_SUFFIXES = (".bzl", ".bazel", ".bzlmod", ".mk", ".cmake")
 
 
 @dataclass(frozen=True)
@@ -56,7 +93,7 @@ def schema_instance(schema: object) -> Any:
         return "replay"
     if isinstance(schema.get("enum"), list) and schema["enum"]:
         return schema["enum"][0]
-    kind = str(schema.get("type", "object" if "properties" in schema else "string")).lower()
+    kind = str(schema.get("type", "object" if "properties" in schema or not schema else "string")).lower()
     if kind == "object":
         raw = schema.get("properties")
         props: dict[str, Any] = raw if isinstance(raw, dict) else {}
@@ -100,9 +137,18 @@ def heredoc_command(path: str, content: str) -> str:
     return f"{mkdir}cat > {shlex.quote(path)} <<'{HEREDOC}'\n{body}{HEREDOC}"
 
 
+def _gemini_protected(path: str) -> bool:
+    name = posixpath.basename(path)
+    return (
+        name in GEMINI_BUILD_FILES
+        or name.startswith(("Dockerfile.", "Containerfile."))
+        or name.lower().endswith(GEMINI_BUILD_SUFFIXES)
+    )
+
+
 def write_call(conv: Conversation, path: str, content: str) -> ToolCall | None:
     spec = _first(conv, WRITE_TOOLS)
-    if spec is None:
+    if spec is None or (spec.name == "write_file" and _gemini_protected(path)):
         return shell_call(conv, heredoc_command(path, content))
     default_key = "filePath" if spec.name == "write" else "file_path"
     key = next((k for k in ("filePath", "file_path", "path") if k in spec.properties), default_key)

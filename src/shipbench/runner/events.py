@@ -2,7 +2,8 @@
 
 Invariants: a raw line is redacted (every secret replaced by a fixed placeholder) before it reaches
 disk; the summary's usage is the SUM of every event's usage (events carry per-event usage, never
-cumulative); the terminal event kept is the last one seen.
+cumulative); the terminal event kept is the last one seen; consecutive text events form one
+reply (the final message), a terminal event's text is used only when no reply text was seen.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class StreamSummary:
     error_events: int = 0
     events: int = 0
     unparsed: int = 0
+    _last_kind: str = ""
 
     def add(self, event: AgentEvent) -> None:
         self.events += 1
@@ -57,15 +59,18 @@ class StreamSummary:
             if event.delegation:
                 self.delegations += 1
         elif event.kind == "text" and event.text:
-            self.final_message = event.text
+            # consecutive text events are fragments of one reply (Gemini streams deltas); else a new reply
+            self.final_message = (self.final_message if self._last_kind == "text" else "") + event.text
         elif event.kind == "error" or (event.kind == "tool_result" and event.is_error):
             self.error_events += 1
         elif event.kind == "terminal":
             self.terminal = event
-            if event.text:
+            if event.text and not self.final_message:
                 self.final_message = event.text
         elif event.kind == "unparsed":
             self.unparsed += 1
+        if event.kind != "unparsed":
+            self._last_kind = event.kind
 
 
 def usage_disagreement(proxy: Usage, stream: Usage) -> str | None:

@@ -2,7 +2,8 @@
 
 Invariants: a process belongs to a trial iff its environment carries SHIPBENCH_TRIAL_MARKER=<marker>, or it is in
 the agent's session or process group (both ids pin the agent's pid number while any member lives), or, while the
-agent itself lives, it descends from the agent by /proc ppid chains. The harness and its ancestors are never
+agent itself lives, it descends from the agent by /proc ppid chains (the group is SIGSTOPped before the tree is
+read, and every process once found stays tracked after it is orphaned). The harness and its ancestors are never
 signalled, zombies are ignored, and every signal goes through a pidfd opened after re-checking the process start
 time, so a recycled pid is never hit.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 MARKER_ENV = "SHIPBENCH_TRIAL_MARKER"
 _PROC = Path("/proc")
 _POLL_S = 0.05
-_KILL_ROUNDS_S = 5.0
+KILL_ROUNDS_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -129,18 +130,56 @@ def signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def _alive(info: ProcInfo) -> bool:
+    now = read_stat(info.pid)
+    return now is not None and now.start_ticks == info.start_ticks and now.state not in ("Z", "X")
+
+
+class _Sweep:
+    """Remembers every trial process ever found, so one seen by its ppid chain stays known once orphaned."""
+
+    def __init__(self, marker: str, root_pid: int | None, root_exited: Callable[[], bool]) -> None:
+        self.marker, self.root_pid, self.root_exited = marker, root_pid, root_exited
+        self.known: dict[int, ProcInfo] = {}
+        self.survivors: set[int] = set()
+
+    def scan(self) -> dict[int, ProcInfo]:
+        exited = self.root_exited()
+        fresh = trial_processes(self.marker, self.root_pid, not exited)
+        self.known = {pid: info for pid, info in self.known.items() if pid not in fresh and _alive(info)}
+        self.known.update(fresh)
+        if exited:
+            self.survivors.update(pid for pid in self.known if pid != self.root_pid)
+        return dict(self.known)
+
+    def freeze(self) -> dict[int, ProcInfo]:
+        """Stop the agent's group before looking, so nothing forks or gets orphaned while the tree is read."""
+        if self.root_pid and not self.root_exited():
+            signal_group(self.root_pid, signal.SIGSTOP)
+        return self.scan()
+
+    def signal_all(self, found: dict[int, ProcInfo], sig: int) -> set[int]:
+        if self.root_pid and not self.root_exited():
+            signal_group(self.root_pid, sig)
+        hit = {pid for pid, info in found.items() if signal_process(info, sig)}
+        if sig != signal.SIGKILL:
+            if self.root_pid and not self.root_exited():
+                signal_group(self.root_pid, signal.SIGCONT)
+            for info in found.values():
+                signal_process(info, signal.SIGCONT)
+        return hit
+
+
 def kill_now(marker: str, root_pid: int | None = None, root_alive: bool = False) -> set[int]:
     """SIGKILL the whole trial synchronously, repeating sweeps until none is left; returns the pids killed."""
-    if root_pid and root_alive:
-        signal_group(root_pid, signal.SIGKILL)
+    sweep = _Sweep(marker, root_pid, lambda: not root_alive)
+    found = sweep.freeze()
     killed: set[int] = set()
-    deadline = time.monotonic() + _KILL_ROUNDS_S
-    while time.monotonic() < deadline:
-        found = trial_processes(marker, root_pid, root_alive)
-        if not found:
-            break
-        killed.update(pid for pid, info in found.items() if signal_process(info, signal.SIGKILL))
+    deadline = time.monotonic() + KILL_ROUNDS_S
+    while found and time.monotonic() < deadline:
+        killed |= sweep.signal_all(found, signal.SIGKILL)
         time.sleep(0.01)
+        found = sweep.scan()
     return killed
 
 
@@ -150,36 +189,20 @@ def kill_marked(marker: str) -> int:
 
 
 async def terminate_tree(root_pid: int, marker: str, grace_s: float, root_exited: Callable[[], bool]) -> int:
-    """SIGTERM the trial, wait up to `grace_s`, SIGKILL what is left, sweep until empty.
+    """Freeze and read the tree, SIGTERM it, wait up to `grace_s`, SIGKILL what is left, sweep until empty.
 
     Returns how many processes other than the agent were found alive after the agent had exited.
     """
-    survivors: set[int] = set()
-
-    def scan() -> dict[int, ProcInfo]:
-        exited = root_exited()
-        found = trial_processes(marker, root_pid, not exited)
-        if exited:
-            survivors.update(pid for pid in found if pid != root_pid)
-        return found
-
-    if not root_exited():
-        signal_group(root_pid, signal.SIGTERM)
-        signal_group(root_pid, signal.SIGCONT)
-    found = scan()
-    for info in found.values():
-        signal_process(info, signal.SIGTERM)
-        signal_process(info, signal.SIGCONT)
+    sweep = _Sweep(marker, root_pid, root_exited)
+    found = sweep.freeze()
+    sweep.signal_all(found, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while found and time.monotonic() < deadline:
         await asyncio.sleep(_POLL_S)
-        found = scan()
-    if not root_exited():
-        signal_group(root_pid, signal.SIGKILL)
-    deadline = time.monotonic() + _KILL_ROUNDS_S
+        found = sweep.scan()
+    deadline = time.monotonic() + KILL_ROUNDS_S
     while found and time.monotonic() < deadline:
-        for info in found.values():
-            signal_process(info, signal.SIGKILL)
+        sweep.signal_all(found, signal.SIGKILL)
         await asyncio.sleep(0.01)
-        found = scan()
-    return len(survivors)
+        found = sweep.scan()
+    return len(sweep.survivors)

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import hashlib
 import shutil
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -31,11 +30,11 @@ from shipbench.audit.engine import audit_project
 from shipbench.audit.serialize import to_json
 from shipbench.proxy.types import UpstreamTarget
 from shipbench.runner.events import Redactor
-from shipbench.runner.killtree import sweep_marker
+from shipbench.runner.killtree import kill_marked
 from shipbench.runner.phase import PhaseContext, PhaseOutcome, now, run_phase
 from shipbench.runner.plan import PhasePlan, PlanError, RunEnv, TrialPlan, resolve_key
-from shipbench.runner.workspace import init_workspace, phase_tag, reset_to
 from shipbench.runner.workspace import commit_phase as git_commit_phase
+from shipbench.runner.workspace import init_workspace, phase_tag, reset_to
 from shipbench.store.records import (
     FINISHED,
     FailureClass,
@@ -127,7 +126,7 @@ async def _execute(plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: 
         done = finished.get(phase.id)
         if done is None:
             _save(plan, record)
-            sweep_marker(plan.marker(phase.n))  # a crashed earlier run may have left this phase's agent running
+            await asyncio.to_thread(kill_marked, plan.marker(phase.n))  # left running by a crashed earlier run?
             resume = session if (plan.agent.continue_session and adapter.capabilities.continues_session) else None
             ctx = PhaseContext(adapter, binary, upstream, redactor, spent, spent_usd, resume)
             env.progress.phase_started(plan.trial_id, phase.n, phase.id)

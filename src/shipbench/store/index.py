@@ -103,4 +103,4 @@ def query(suite_paths: SuitePaths, where: str = "", params: tuple[object, ...] =
         conn.row_factory = sqlite3.Row
         sql = f"SELECT * FROM trials {('WHERE ' + where) if where else ''} ORDER BY trial_id"
         rows = conn.execute(sql, params).fetchall()
-    return [{k: row[k] for k in row.keys() if k != "json"} for row in rows]
+    return [{k: row[k] for k in row.keys() if k != "json"} for row in rows]  # noqa: SIM118 (Row iterates values)

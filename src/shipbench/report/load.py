@@ -1,0 +1,229 @@
+"""Discover trial directories under a results dir and flatten each into a `TrialRow`.
+
+Invariants: loading never raises for a bad trial: a corrupt or partial trial dir becomes a
+`SkippedTrial` with a reason; infra failures and unfinished trials are loaded but never scored;
+a row's score comes only from an audit (audit.json, else the score recorded in trial.json).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shipbench.agents.base import Usage
+from shipbench.audit.models import AuditResult
+from shipbench.store.records import FINISHED, TrialRecord
+
+ScoreSource = Literal["audit", "record", "none"]
+_TRIAL_HINTS = ("phases", "workspace", "home", "audit.json", "validation.json")
+_MAX_REASON = 300
+
+
+class SkippedTrial(BaseModel):
+    """A directory that looked like a trial but could not be loaded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    reason: str
+
+
+class TrialRow(BaseModel):
+    """One trial, flattened for aggregation; `record`/`audit` keep the full documents for trial pages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trial_id: str
+    suite: str
+    task: str
+    agent: str
+    model_id: str  # the suite's label for the model configuration
+    model: str  # model id requested upstream
+    provider: str
+    repeat: int
+    settings: str = ""  # what else distinguishes the configuration (prompt variant, subagents, ...)
+    config_key: str  # agent x model x settings: one leaderboard row per key (and task)
+    status: str
+    status_reason: str = ""
+    failure_class: str = "none"
+    finished: bool = True
+    infra: bool = False  # infrastructure failure: reported apart, never scored
+    score: float | None = None  # None: not scored (infra, unfinished, not audited, imported)
+    score_source: ScoreSource = "none"
+    tier: str | None = None
+    dimensions: dict[str, float] = Field(default_factory=dict)  # dimension id -> points
+    dimension_max: dict[str, int] = Field(default_factory=dict)
+    api_verdicts: dict[str, int] = Field(default_factory=dict)  # verdict -> calls (non-test code)
+    wall_s: float = 0.0
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float | None = None  # None: unknown (imported v1 rows)
+    llm_calls: int = 0
+    delegations: int = 0
+    tokens_reliable: bool = True
+    cost_reliable: bool = True
+    imported: bool = False  # historical row from the reference harness: unaudited, read-only
+    audited: bool = False
+    notes: list[str] = Field(default_factory=list)
+    path: str | None = None
+    record: TrialRecord | None = None
+    audit: AuditResult | None = None
+
+    @property
+    def scored(self) -> bool:
+        return self.score is not None
+
+
+class LoadResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    root: str
+    trials: list[TrialRow] = Field(default_factory=list)
+    skipped: list[SkippedTrial] = Field(default_factory=list)
+
+
+def settings_of(config: dict[str, object]) -> str:
+    """A short, stable description of the settings in a config snapshot beyond agent and model."""
+    parts: list[str] = []
+    agent = config.get("agent")
+    if isinstance(agent, dict):
+        if agent.get("prompt_variant"):
+            parts.append(f"variant={agent['prompt_variant']}")
+        if agent.get("continue_session") is False:
+            parts.append("no-continue")
+    model = config.get("model")
+    if isinstance(model, dict):
+        subs = model.get("subagents")
+        if isinstance(subs, list) and subs:
+            names = sorted(str(s.get("model", "?")) for s in subs if isinstance(s, dict))
+            parts.append("subagents=" + "+".join(names))
+    return ", ".join(parts)
+
+
+def config_key(agent: str, model_id: str, settings: str) -> str:
+    base = f"{agent} / {model_id}"
+    return f"{base} [{settings}]" if settings else base
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        text = f"{exc.error_count()} validation error(s); first: {loc}: {first.get('msg', '')}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return text[:_MAX_REASON]
+
+
+def _read_audit(path: Path) -> tuple[AuditResult | None, str | None]:
+    if not path.is_file():
+        return None, None
+    try:
+        return AuditResult.model_validate_json(path.read_text(encoding="utf-8")), None
+    except (OSError, ValueError) as exc:
+        return None, f"audit.json unreadable ({_short(exc)}): not scored"
+
+
+def _is_infra(record: TrialRecord) -> bool:
+    return record.status == "infra_error" or record.failure_class == "infra"
+
+
+def row_from_record(record: TrialRecord, audit: AuditResult | None, path: Path | None = None) -> TrialRow:
+    """Flatten a trial record (and its audit, when there is one) into a row."""
+    settings = settings_of(record.config)
+    finished = record.status in FINISHED
+    infra = _is_infra(record)
+    row = TrialRow(
+        trial_id=record.trial_id, suite=record.suite, task=record.task, agent=record.agent,
+        model_id=record.model_id, model=record.model, provider=record.provider, repeat=record.repeat,
+        settings=settings, config_key=config_key(record.agent, record.model_id, settings),
+        status=record.status, status_reason=record.status_reason, failure_class=record.failure_class,
+        finished=finished, infra=infra, wall_s=record.wall_s or sum(p.wall_s for p in record.phases),
+        usage=record.usage, cost_usd=record.cost_usd, llm_calls=sum(p.llm_calls for p in record.phases),
+        delegations=sum(p.delegations for p in record.phases), path=str(path) if path else None,
+        record=record, audit=audit, audited=audit is not None,
+    )
+    if audit is not None:
+        row.dimensions = {d.id: float(d.score) for d in audit.dimensions}
+        row.dimension_max = {d.id: d.max for d in audit.dimensions}
+        row.api_verdicts = dict(Counter(c.verdict for c in audit.api_calls if not c.in_test))
+    _assign_score(row, record, audit)
+    return row
+
+
+def _assign_score(row: TrialRow, record: TrialRecord, audit: AuditResult | None) -> None:
+    if row.infra:
+        row.notes.append("infrastructure failure: reported apart, not scored")
+    elif not row.finished:
+        row.notes.append(f"unfinished ({record.status}): not scored")
+    elif audit is not None:
+        row.score, row.tier, row.score_source = float(audit.score), audit.tier, "audit"
+    elif record.audit_score is not None:
+        row.score, row.tier, row.score_source = float(record.audit_score), record.audit_tier, "record"
+    else:
+        reason = f"audit failed: {record.audit_error}" if record.audit_error else "no audit.json"
+        row.notes.append(f"{reason[:_MAX_REASON]}: not scored")
+
+
+def load_trial_dir(trial_dir: Path) -> TrialRow | SkippedTrial:
+    """Load one trial dir; any problem becomes a SkippedTrial with the reason."""
+    record_path = trial_dir / "trial.json"
+    if not record_path.is_file():
+        return SkippedTrial(path=str(trial_dir), reason="no trial.json (partial trial dir)")
+    try:
+        record = TrialRecord.model_validate_json(record_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return SkippedTrial(path=str(trial_dir), reason=f"trial.json unreadable: {_short(exc)}")
+    audit, problem = _read_audit(trial_dir / "audit.json")
+    row = row_from_record(record, audit, trial_dir)
+    if problem:
+        row.notes.append(problem)
+    return row
+
+
+def _looks_like_trial(path: Path) -> bool:
+    return (path / "trial.json").exists() or any((path / hint).exists() for hint in _TRIAL_HINTS)
+
+
+def _children(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+
+
+def discover(root: Path) -> tuple[list[Path], list[SkippedTrial]]:
+    """Trial dirs under `root`: root itself, <root>/<trial>, or <root>/<suite>/<trial>."""
+    if _looks_like_trial(root) and (root / "trial.json").exists():
+        return [root], []
+    found: list[Path] = []
+    skipped: list[SkippedTrial] = []
+    for child in _children(root):
+        if (child / "trial.json").exists():
+            found.append(child)
+            continue
+        grand = _children(child)
+        suite_trials = [g for g in grand if _looks_like_trial(g)]
+        if suite_trials:
+            found.extend(suite_trials)
+        elif _looks_like_trial(child):
+            found.append(child)  # partial trial dir: loads as skipped with the reason
+    return found, skipped
+
+
+def load_results(root: Path) -> LoadResult:
+    """Load every trial under `root`. Raises FileNotFoundError only when `root` is not a directory."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such directory")
+    dirs, skipped = discover(root)
+    result = LoadResult(root=str(root), skipped=skipped)
+    for trial_dir in dirs:
+        loaded = load_trial_dir(trial_dir)
+        if isinstance(loaded, SkippedTrial):
+            result.skipped.append(loaded)
+        else:
+            result.trials.append(loaded)
+    result.trials.sort(key=lambda r: (r.suite, r.task, r.config_key, r.repeat, r.trial_id))
+    return result

@@ -1,0 +1,159 @@
+"""Acceptance: the REAL agent CLIs through the real proxy against the replay upstream, via run_suite.
+
+(a) per agent: hello.txt written, events parsed, proxy token counts EXACTLY equal to what the upstream
+reported, cost computed from the pricing override, audit.json present; (b) the real key appears nowhere in
+the trial directory; (c) upstream faults map to statuses; after every test no process carrying a trial
+marker survives (/proc). Skipped cleanly when the CLIs are not installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.test_trial_support import marked_processes, write_task
+
+from shipbench.agents.discovery import find_binary
+from shipbench.agents.registry import get_adapter
+from shipbench.config import SuiteConfig
+from shipbench.proxy.retry import RetryPolicy
+from shipbench.replay.server import Fault, ReplayServer
+from shipbench.replay.trajectory import load_trajectory
+from shipbench.runner.plan import NullProgress
+from shipbench.runner.suite import BUNDLED_REPLAY_DIR, run_suite
+from shipbench.store.records import TrialRecord
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+CANDIDATE_BINS = [REPO / ".tools" / "npm" / "bin", Path("/tmp/npmtools/bin")]
+HELLO_PROMPT = "Create a file named hello.txt in the current directory with a short greeting in it."
+PRICING = {"input_per_mtok": 3.0, "output_per_mtok": 15.0, "cache_read_per_mtok": 0.3, "cache_write_per_mtok": 3.75}
+FAST_RETRY = RetryPolicy(max_retries=2, base_delay_s=0.05, max_delay_s=0.5)
+
+
+@pytest.fixture(autouse=True)
+def tools_bin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    if not os.environ.get("SHIPBENCH_TOOLS_BIN"):
+        for candidate in CANDIDATE_BINS:
+            if candidate.is_dir():
+                monkeypatch.setenv("SHIPBENCH_TOOLS_BIN", str(candidate))
+                break
+    before = set(marked_processes())
+    yield
+    leftovers = set(marked_processes()) - before
+    assert not leftovers, f"trial processes survived the test: {sorted(leftovers)}"
+
+
+def need(agent: str) -> None:
+    if find_binary(get_adapter(agent).capabilities, None) is None:
+        pytest.skip(f"{agent} CLI not installed (scripts/setup.sh installs it into .tools/npm)")
+
+
+def hello_suite(tmp: Path, agent: str, model: dict[str, object], **extra: object) -> SuiteConfig:
+    task = write_task(tmp / "task", {"hello": HELLO_PROMPT})
+    data: dict[str, object] = {
+        "name": "e2e", "task": str(task), "agents": [{"name": agent}], "models": [model],
+        "limits": {"idle_s": 60, "phase_wall_s": 120, "grace_s": 2},
+    }
+    data.update(extra)
+    return SuiteConfig.model_validate(data)
+
+
+def run_with_replay(
+    tmp: Path, agent: str, *, fault: Fault | None = None, model: dict[str, object] | None = None,
+    environ: dict[str, str] | None = None, **extra: object,
+) -> tuple[TrialRecord, list[dict[str, object]]]:
+    async def go() -> tuple[TrialRecord, list[dict[str, object]]]:
+        server = ReplayServer(load_trajectory(BUNDLED_REPLAY_DIR / "hello.json"), fault=fault)
+        url = await server.start()
+        try:
+            spec = {"id": "rp", "model": "replay-model", "provider": "replay", "base_url": url, "pricing": PRICING}
+            spec.update(model or {})
+            if spec["base_url"] == "URL":
+                spec["base_url"] = url
+            config = hello_suite(tmp, agent, spec, **extra)
+            (record,) = await run_suite(config, out=tmp / "out", progress=NullProgress(), environ=environ or {},
+                                        retry=FAST_RETRY, monitor_interval_s=0.25, handle_signals=False)
+        finally:
+            await server.stop()
+        return record, server.requests
+
+    return asyncio.run(go())
+
+
+def trial_dir(tmp: Path, record: TrialRecord) -> Path:
+    return tmp / "out" / record.suite / record.trial_id
+
+
+@pytest.mark.parametrize("agent", ["opencode", "codex", "claude", "gemini"])
+def test_e2e_hello_through_proxy(tmp_path: Path, agent: str) -> None:
+    need(agent)
+    record, requests = run_with_replay(tmp_path, agent)
+    assert record.status == "completed", record.status_reason
+    root = trial_dir(tmp_path, record)
+    assert (root / "workspace" / "hello.txt").read_text() == "hello from the shipbench replay\n"
+    (phase,) = record.phases
+    assert phase.files_changed == ["hello.txt"]
+    assert sum(phase.tool_calls.values()) >= 1 and phase.session_id
+    assert phase.final_message
+    reported = [r["usage"] for r in requests if "usage" in r]
+    assert len(reported) == phase.llm_calls
+    for field in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
+        assert getattr(record.usage, field) == sum(int(u[field]) for u in reported), field  # type: ignore[index]
+    u = record.usage
+    expected = (u.input_tokens * 3 + u.output_tokens * 15 + u.cache_read_tokens * 0.3) / 1e6
+    assert record.cost_usd == pytest.approx(expected, rel=1e-6, abs=1e-6) and record.cost_usd > 0
+    calls = [json.loads(line) for line in (root / "phases" / "1" / "llm_calls.jsonl").read_text().splitlines()]
+    assert len(calls) == phase.llm_calls and all(c["price_source"] for c in calls)
+    assert (root / "phases" / "1" / "events.jsonl").stat().st_size > 0
+    audit = json.loads((root / "audit.json").read_text())
+    assert audit["score"] == record.audit_score and record.audit_tier
+    assert record.versions.agent_cli and record.versions.agent_cli[0].isdigit()
+
+
+def test_real_key_never_written(tmp_path: Path) -> None:
+    need("codex")
+    key = "sk-shipbench-e2e-" + os.urandom(12).hex()
+    model = {"id": "compat", "model": "gpt-test", "provider": "openai_compatible", "base_url": "URL",
+             "api_key_env": "SHIPBENCH_E2E_KEY"}
+    record, requests = run_with_replay(tmp_path, "codex", model=model, environ={"SHIPBENCH_E2E_KEY": key})
+    assert record.status == "completed", record.status_reason
+    assert record.phases[0].llm_calls >= 1 and requests
+    hits = [p for p in trial_dir(tmp_path, record).rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
+    assert hits == []
+    assert key not in record.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    ("agent", "fault", "limits", "budget", "status"),
+    [
+        ("claude", Fault(kind="hang"), {"idle_s": 4}, {}, "stalled"),
+        ("codex", Fault(kind="loop"), {"loop_repeats": 3}, {}, "loop"),
+        ("claude", Fault(kind="status", status=500, times=1000), {}, {}, "provider_error"),
+        ("codex", None, {}, {"max_tokens": 500}, "budget_exceeded"),
+    ],
+    ids=["hang", "loop", "500-storm", "budget"],
+)
+def test_upstream_faults(
+    tmp_path: Path, agent: str, fault: Fault | None, limits: dict[str, float], budget: dict[str, int], status: str
+) -> None:
+    need(agent)
+    base = {"idle_s": 60, "phase_wall_s": 120, "grace_s": 2} | limits
+    record, _ = run_with_replay(tmp_path, agent, fault=fault, limits=base, budget=budget)
+    assert record.status == status, record.status_reason
+    if status in ("stalled", "loop"):
+        assert record.phases[0].watchdog and record.phases[0].watchdog[0].kind in ("idle", "loop")
+
+
+def test_429_with_retry_after_then_success(tmp_path: Path) -> None:
+    need("claude")
+    fault = Fault(kind="status", status=429, times=1, retry_after=0.2)
+    record, requests = run_with_replay(tmp_path, "claude", fault=fault)
+    assert record.status == "completed", record.status_reason
+    calls = [json.loads(line) for line in (trial_dir(tmp_path, record) / "phases/1/llm_calls.jsonl").open()]
+    assert any(c["attempts"] > 1 and c["status"] == 200 for c in calls)
+    assert (trial_dir(tmp_path, record) / "workspace" / "hello.txt").is_file()
