@@ -220,6 +220,49 @@ def api_index(
 
 
 @app.command()
+def report(
+    results_dir: Annotated[Path, typer.Argument(help="Results dir: one suite or many (default: results).")] = Path(
+        "results"
+    ),
+    html_dir: Annotated[Path | None, typer.Option("--html", help="Write the HTML report into this directory.")] = None,
+    md_path: Annotated[Path | None, typer.Option("--md", help="Write the Markdown leaderboard here.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the aggregated leaderboard JSON.")] = None,
+    imports: Annotated[
+        list[Path] | None,
+        typer.Option("--import", help="Reference-harness result.json file or dir: unaudited historical rows."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap (same seed, same report).")] = 20240601,
+) -> None:
+    """Leaderboard with intervals from trial dirs: Markdown (stdout by default), JSON, HTML."""
+    from shipbench.report.build import build_report, html_renderer
+    from shipbench.report.markdown import render_markdown as render_board_md
+
+    if not results_dir.is_dir():
+        raise _fail(f"{results_dir}: no such directory")
+    for path in imports or []:
+        if not path.exists():
+            raise _fail(f"--import {path}: no such file or directory")
+    board, trials = build_report(results_dir, imports or [], seed=seed)
+    if html_dir is not None:
+        try:
+            render = html_renderer()
+        except ImportError as exc:
+            raise _fail(f"HTML report unavailable: {exc}") from None
+        index = render(board, trials, html_dir)
+        err.print(f"HTML report: {index}", highlight=False)
+    if json_path is not None:
+        _emit(to_json(board), json_path)
+    if md_path is not None or (html_dir is None and json_path is None):
+        _emit(render_board_md(board), md_path)
+    t = board.totals
+    err.print(
+        f"{t['trials']} trials, {t['scored']} scored, {t['infra']} infra, {t['imported']} imported, "
+        f"{t['skipped']} skipped, {t['configurations']} configurations",
+        highlight=False,
+    )
+
+
+@app.command()
 def version() -> None:
     """Print the shipbench version."""
     print(__version__)

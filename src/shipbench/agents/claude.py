@@ -1,6 +1,7 @@
 """Claude Code adapter: `claude -p ... --output-format stream-json --verbose`, Anthropic Messages via the proxy.
 
-Invariants: the prompt comes right after -p, before any variadic flag; subagents are user-level agent
+Invariants: the prompt is the last argument, after `--` (so neither a leading dash nor a variadic
+flag can swallow it); subagents are user-level agent
 files in $HOME/.claude/agents (the private HOME, so the workspace holds only what the agent built).
 Usage: Claude Code prints one `assistant` line per content block, each repeating its message's usage,
 and that usage is the message_start snapshot (output_tokens not final). So: each message id's usage
@@ -127,10 +128,11 @@ class ClaudeAdapter:
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
 
     def invocation(self, request: InvocationRequest) -> Invocation:
-        argv = [str(request.binary), "-p", request.prompt, "--output-format", "stream-json", "--verbose"]
+        argv = [str(request.binary), "-p", "--output-format", "stream-json", "--verbose"]
         argv += ["--model", request.model, "--permission-mode", "bypassPermissions"]
         if request.session_id:
             argv += ["--resume", request.session_id]
+        argv += ["--", request.prompt]  # after `--`: never read as an option nor as a variadic flag's value
         extra = {"ANTHROPIC_BASE_URL": proxy_root(request.base_url), "ANTHROPIC_API_KEY": request.token, **_ENV}
         files = {request.home / ".claude" / "agents" / f"{s.name}.md": agent_file(s) for s in request.subagents}
         return Invocation(argv=argv, env=base_env(request, extra), files=files)

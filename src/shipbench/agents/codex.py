@@ -216,9 +216,9 @@ class CodexAdapter:
         common = ["--json", "--skip-git-repo-check"]
         if request.session_id:
             self._baselines[request.session_id] = rollout_total(codex_home, request.session_id)
-            argv = [str(request.binary), "exec", "resume", *common, request.session_id, request.prompt]
+            argv = [str(request.binary), "exec", "resume", *common, "--", request.session_id, request.prompt]
         else:
-            argv = [str(request.binary), "exec", *common, "-C", str(request.workspace), request.prompt]
+            argv = [str(request.binary), "exec", *common, "-C", str(request.workspace), "--", request.prompt]
         env = base_env(request, {"CODEX_HOME": str(codex_home), TOKEN_ENV: request.token})
         return Invocation(argv=argv, env=env, files=files)
 

@@ -131,7 +131,8 @@ class GeminiAdapter:
         files = {gemini_dir / "settings.json": json.dumps(SETTINGS, indent=2) + "\n"}
         for sub in request.subagents:
             files[gemini_dir / "agents" / f"{sub.name}.md"] = agent_file(sub)
-        argv = [str(request.binary), "-p", request.prompt, "-o", "stream-json", "--yolo", "-m", request.model]
+        # --prompt=VALUE: a prompt starting with "-" stays the option's value
+        argv = [str(request.binary), f"--prompt={request.prompt}", "-o", "stream-json", "--yolo", "-m", request.model]
         if request.session_id:
             argv += ["--resume", request.session_id]
         extra = {"GOOGLE_GEMINI_BASE_URL": proxy_root(request.base_url), "GEMINI_API_KEY": request.token}

@@ -175,7 +175,7 @@ class OpencodeAdapter:
         argv = [str(request.binary), "run", "--format", "json", "-m", f"{PROVIDER}/{request.model}"]
         if request.session_id:
             argv += ["--session", request.session_id]
-        argv.append(request.prompt)
+        argv += ["--", request.prompt]
         files = {config_path: json.dumps(build_config(request), indent=2) + "\n"}
         return Invocation(argv=argv, env=base_env(request, _ENV), files=files)
 

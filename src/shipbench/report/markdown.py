@@ -164,7 +164,8 @@ def _views(board: Leaderboard) -> list[str]:
     out += _scatter("Cost vs score", v.cost_vs_score, "Cost/trial", money=True)
     out += _scatter("Time vs score", v.time_vs_score, "Median time", money=False)
     if v.tier_distribution:
-        out += ["", "### Tier distribution (trials)", "", "| Configuration | A | B | C | D |", "|---|---:|---:|---:|---:|"]
+        out += ["", "### Tier distribution (trials)", "", "| Configuration | A | B | C | D |",
+                "|---|---:|---:|---:|---:|"]
         for t in v.tier_distribution:
             out.append(f"| {cell(t.key)} | " + " | ".join(str(t.counts.get(x, 0)) for x in TIERS) + " |")
     if v.delegations:
@@ -216,7 +217,7 @@ def render_markdown(board: Leaderboard) -> str:
            "≈ marks a row not separable from the one above."]
     for task in board.tasks:
         rows = [r for r in board.rows if r.task == task]
-        out += ["", f"## Task: {cell(task, 60)}", ""] + _ranked_table(rows)
+        out += ["", f"## Task: {cell(task, 60)}", "", *_ranked_table(rows)]
         ties = [n for n in board.no_clear_winner if n.task == task]
         if ties:
             out += [""] + [f"- No clear winner between {cell(n.a)} and {cell(n.b)} ({n.reason})." for n in ties]

@@ -84,7 +84,9 @@ def _entry(row: ConfigRow) -> ViewEntry:
     )
 
 
-def _groups(rows: Sequence[ConfigRow], axis: Callable[[ConfigRow], str], other: Callable[[ConfigRow], str]) -> list[Group]:
+def _groups(
+    rows: Sequence[ConfigRow], axis: Callable[[ConfigRow], str], other: Callable[[ConfigRow], str]
+) -> list[Group]:
     buckets: defaultdict[tuple[str, str], list[ConfigRow]] = defaultdict(list)
     for row in rows:
         buckets[(row.task, axis(row))].append(row)
