@@ -192,7 +192,7 @@ def index_context(board: Leaderboard, trials: list[TrialRow], trial_href: Callab
         "title": "shipbench leaderboard",
         "totals": board.totals, "tasks": board.tasks,
         "leaderboard": leaderboard_table(board.rows, trial_href, many),
-        "no_clear_winner": [clean(s, 300, 3) for s in board.no_clear_winner],
+        "no_clear_winner": [clean(s.sentence, 300, 3) for s in board.no_clear_winner],
         "charts": [{"task": task, "charts": task_charts(board, task)} for task in board.tasks],
         "dimensions": dimension_table(board.rows), "statuses": status_table(board.rows),
         "paired": comparison_table(board.rows),

@@ -6,7 +6,7 @@ interval ("single run: no interval"); nothing here depends on numpy.
 
 Methods (documented choices):
 - Interval of a mean: *expanded percentile bootstrap* (Hesterberg 2015). The plain percentile
-  bootstrap is too narrow for small n (about 91% coverage at n=10 for a nominal 95%); the expanded
+  bootstrap is too narrow for small n (about 90% coverage at n=10 for a nominal 95%); the expanded
   version reads the bootstrap distribution at widened tail probabilities
   alpha'/2 = Phi(-sqrt(n/(n-1)) * t_{alpha/2, n-1}), which matches the t interval for normal data and
   keeps the bootstrap's shape (skew, bounded scores) otherwise.

@@ -19,7 +19,7 @@ SVG_NS = "http://www.w3.org/2000/svg"
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 TIER_COLORS = {"A": "#009E73", "B": "#56B4E9", "C": "#E69F00", "D": "#D55E00"}
 STATUS_OK = {"completed", "completed_with_errors"}
-W, H = 640, 340
+W, H = 640, 300
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 28, 44
 
 
@@ -88,15 +88,37 @@ def _empty(title: str) -> str:
     return _done(root)
 
 
+def _step(span: float, count: int) -> float:
+    raw = span / count
+    mag = 10 ** math.floor(math.log10(raw))
+    return next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-9))
+
+
 def nice_ticks(high: float, count: int = 5) -> list[float]:
     """Round tick values from 0 to at least `high`."""
-    if high <= 0 or not math.isfinite(high):
+    return nice_range(0.0, high, count)
+
+
+def nice_range(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values covering [low, high] (a degenerate range is widened around its value)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
         return [0.0, 1.0]
-    raw = high / count
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    n = math.ceil(high / step - 1e-9)
-    return [round(i * step, 10) for i in range(n + 1)]
+    if high - low <= 1e-12:
+        pad = abs(high) * 0.1 or 1.0
+        low, high = (max(low - pad, 0.0) if low >= 0 else low - pad), high + pad
+    step = _step(high - low, count)
+    first = math.floor(low / step + 1e-9)
+    last = math.ceil(high / step - 1e-9)
+    return [round(i * step, 10) for i in range(first, last + 1)]
+
+
+def _x_range(values: list[float]) -> list[float]:
+    """Axis ticks for x: from 0 when the data sits near 0, else a padded window around the data."""
+    lo, hi = min(values), max(values)
+    if lo <= 0 or lo < 0.4 * hi:
+        return nice_range(min(lo, 0.0), hi)
+    pad = (hi - lo) * 0.15 or hi * 0.1
+    return nice_range(lo - pad, hi + pad)
 
 
 def pareto_front(points: Sequence[Point]) -> list[Point]:
@@ -144,10 +166,10 @@ def scatter(points: Sequence[Point], title: str, x_label: str, y_label: str, *, 
     if not pts:
         return _empty(title)
     root = _root(title)
-    xt = nice_ticks(max(p.x for p in pts) or 1.0)
+    xt = _x_range([p.x for p in pts])
     yt = nice_ticks(max(y_max, max(p.y for p in pts)))
     def sx(v: float) -> float:
-        return LEFT + (W - LEFT - RIGHT) * v / xt[-1]
+        return LEFT + (W - LEFT - RIGHT) * (v - xt[0]) / (xt[-1] - xt[0])
     def sy(v: float) -> float:
         return H - BOTTOM - (H - TOP - BOTTOM) * v / yt[-1]
     _axes(root, xt, yt, sx, sy, x_label, y_label)
@@ -162,7 +184,9 @@ def scatter(points: Sequence[Point], title: str, x_label: str, y_label: str, *, 
         color = PALETTE[groups.index(p.group) % len(PALETTE)]
         dot = _el(marks, "circle", cx=sx(p.x), cy=sy(p.y), r=5, fill=color, stroke="#fff", stroke_width=1)
         _el(dot, "title", f"{one_line(p.label, 80)}: {x_label} {p.x:g}, {y_label} {p.y:g}")
-        _el(marks, "text", one_line(p.label, 28), x=sx(p.x) + 7, y=sy(p.y) - 6, fill="#333", font_size=10)
+        right = sx(p.x) > W * 0.62
+        _el(marks, "text", one_line(p.label, 28), x=sx(p.x) + (-7 if right else 7), y=sy(p.y) - 6, fill="#333",
+            font_size=10, text_anchor="end" if right else "start")
     if len(groups) > 1 or groups[0]:
         _legend(root, groups)
     return _done(root)
