@@ -2,7 +2,7 @@
 # Set up shipbench on a fresh machine:
 #   - .venv with the pinned Python package and dev tools;
 #   - the pinned agent CLIs from npm in .tools/npm (project-local; nothing global);
-#   - ripgrep (opencode's grep tool needs it) from apt when missing and we are root.
+#   - ripgrep (opencode's grep tool) and chromium (HTML report tests) from apt when missing and we are root.
 # Idempotent: re-running only installs what is missing. Needs python3 >= 3.11; node/npm for the agents.
 # SHIPBENCH_SKIP_AGENTS=1 skips the agent CLIs (the audit needs none of them).
 set -euo pipefail
@@ -33,13 +33,19 @@ if [ "${SHIPBENCH_SKIP_AGENTS:-0}" != "1" ]; then
   else
     echo "setup: npm not found: agent CLIs not installed (shipbench audit works without them)" >&2
   fi
-  if ! command -v rg >/dev/null 2>&1; then
-    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ripgrep) \
-        >/dev/null 2>&1 || echo "setup: could not install ripgrep (opencode's grep tool will fail)" >&2
-    else
-      echo "setup: ripgrep (rg) is missing: install it for opencode's grep tool" >&2
-    fi
+fi
+
+# System packages: ripgrep (opencode's grep tool), chromium (the HTML report's browser tests).
+apt_packages=()
+command -v rg >/dev/null 2>&1 || apt_packages+=(ripgrep)
+[ -x /usr/bin/chromium ] || [ "${SHIPBENCH_SKIP_BROWSER:-0}" = "1" ] || apt_packages+=(chromium)
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${apt_packages[*]} from apt"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${apt_packages[@]}") >/dev/null 2>&1 || echo "setup: could not install ${apt_packages[*]}" >&2
+  else
+    echo "setup: missing ${apt_packages[*]}: install them (as root: apt-get install ${apt_packages[*]})" >&2
   fi
 fi
 echo "setup: ready (.venv/bin/shipbench $(.venv/bin/shipbench version))"

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import base64
-import html as htmllib
 import hashlib
+import html as htmllib
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from tests.test_report_html_data import HUGE, IMG, SCRIPT, board_and_trials, hostile_id
 
 from shipbench.report import svg
 from shipbench.report.html import assets, render_html, trial_href
 from shipbench.report.html_tables import generic_table
 from shipbench.report.html_text import clean, page_name, strip_ansi, workspace_href
 from shipbench.report.load import SkippedTrial
-from tests.test_report_html_data import HUGE, IMG, SCRIPT, board_and_trials, hostile_id
 
 NS = "{http://www.w3.org/2000/svg}"
 
@@ -105,6 +105,15 @@ def test_svg_charts_are_valid_xml_with_escaped_labels() -> None:
     assert "single run: no interval" in charts[1]
 
 
+def test_scatter_labels_only_the_front_when_crowded() -> None:
+    pts = [svg.Point(f"c{i}", 1.0 + i % 5, 50.0 + i, f"g{i % 10}") for i in range(20)]
+    root = _parse(svg.scatter(pts, "t", "cost", "score", front=True))
+    labels = {t.text for t in root.findall(f"{NS}g[@class='points']/{NS}text")}
+    assert labels == {p.label for p in svg.pareto_front(pts)} and 0 < len(labels) < 20
+    assert len(root.findall(f".//{NS}circle/{NS}title")) == 20  # every point keeps its hover title
+    assert any("+2 more" in (t.text or "") for t in root.iter(f"{NS}text"))
+
+
 def test_svg_empty_inputs_render_no_data() -> None:
     for markup in (svg.scatter([], "t", "x", "y"), svg.intervals([]), svg.tier_bars([]), svg.timeline([])):
         assert "no data" in markup
@@ -153,7 +162,8 @@ def test_csp_allows_exactly_the_inline_assets(report: Path) -> None:
         assert scripts == [js], page.name
         assert re.findall(r"<style>(.*?)</style>", html, re.S) == [css]
         assert not re.search(r"\son[a-z]+=", html.replace(IMG.replace("<", "&lt;").replace(">", "&gt;"), ""))
-        assert " style=" not in html and "http://" not in html and "https://" not in html
+        assert " style=" not in html
+        assert set(re.findall(r"https?://[^\s\"'<>]*", html)) <= {"http://www.w3.org/2000/svg"}
 
 
 def test_hostile_strings_are_escaped_and_clipped_on_disk(report: Path) -> None:
@@ -190,3 +200,15 @@ def test_index_has_charts_marks_and_sections(report: Path) -> None:
     assert "No clear winner between" in index and "≈" in index
     assert "Infrastructure failures" in index and "rails-chat__codex__gpt-5__r4" in index
     assert 'data-v="80.66' in index  # opencode mean score as the numeric sort key
+
+
+def test_row_without_record_or_audit_renders(tmp_path: Path) -> None:
+    from shipbench.report.html import render_trial
+    from shipbench.report.load import TrialRow
+
+    row = TrialRow(trial_id="imported__x", suite="reference-harness", task="rails-chat", agent="opencode",
+                   model_id=f"m {SCRIPT}", model="m", provider="unknown", repeat=1, config_key="opencode / m",
+                   status="completed", imported=True, cost_usd=None, tokens_reliable=False, notes=[f"v1 {IMG}"])
+    page = render_trial(row, tmp_path).read_text()
+    assert "imported" in page and "No audit for this trial." in page and "(unreliable)" in page
+    assert "&lt;img src=x" in page and "<img src" not in page and "<script>window" not in page

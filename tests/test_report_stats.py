@@ -135,3 +135,14 @@ def test_intervals_overlap_rules() -> None:
     assert not intervals_overlap(a, b)
     assert intervals_overlap(a, c)
     assert intervals_overlap(a, mean_interval([10.0], label="single"))
+
+
+def test_monte_carlo_sign_flip_agrees_with_exact_enumeration() -> None:
+    from shipbench.report.stats import _subset_sums
+
+    rng = random.Random(11)
+    diffs = [rng.gauss(1.5, 4) for _ in range(16)]  # > 14 pairs: Monte Carlo path
+    total = sum(diffs)
+    exact = sum(abs(total - 2 * s) >= abs(total) - 1e-9 for s in _subset_sums(diffs)) / 2**16
+    approx = sign_flip_p(diffs, random.Random(1))
+    assert 0.01 < exact < 0.5 and abs(approx - exact) < 0.015, (approx, exact)

@@ -18,7 +18,7 @@ def _record(n: int, status: str = "completed", score: int | None = 70) -> TrialR
     return TrialRecord(
         trial_id=f"rails-chat__codex__m__r{n}", suite="s", task="rails-chat", agent="codex", model_id="m",
         model="vendor/m", provider="replay", repeat=n, versions=Versions(shipbench="0.1.0", task="rails-chat"),
-        status=status,  # type: ignore[arg-type]
+        status=status,
         created_at=now, updated_at=now, usage=Usage(input_tokens=10 * n, output_tokens=n, cache_read_tokens=2),
         cost_usd=0.5 * n, audit_score=score, audit_tier="C" if score else None,
     )

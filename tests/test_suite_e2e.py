@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.test_trial_support import marked_processes, write_task
+from tests.test_trial_support import marked_processes, reported_usage, write_task
 
 from shipbench.agents.discovery import find_binary
 from shipbench.agents.registry import get_adapter
@@ -71,7 +71,9 @@ def run_with_replay(
         server = ReplayServer(load_trajectory(BUNDLED_REPLAY_DIR / "hello.json"), fault=fault)
         url = await server.start()
         try:
-            spec = {"id": "rp", "model": "replay-model", "provider": "replay", "base_url": url, "pricing": PRICING}
+            spec: dict[str, object] = {
+                "id": "rp", "model": "replay-model", "provider": "replay", "base_url": url, "pricing": PRICING,
+            }
             spec.update(model or {})
             if spec["base_url"] == "URL":
                 spec["base_url"] = url
@@ -100,10 +102,10 @@ def test_e2e_hello_through_proxy(tmp_path: Path, agent: str) -> None:
     assert phase.files_changed == ["hello.txt"]
     assert sum(phase.tool_calls.values()) >= 1 and phase.session_id
     assert phase.final_message
-    reported = [r["usage"] for r in requests if "usage" in r]
+    reported = reported_usage(requests)
     assert len(reported) == phase.llm_calls
     for field in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
-        assert getattr(record.usage, field) == sum(int(u[field]) for u in reported), field  # type: ignore[index]
+        assert getattr(record.usage, field) == sum(u[field] for u in reported), field
     u = record.usage
     expected = (u.input_tokens * 3 + u.output_tokens * 15 + u.cache_read_tokens * 0.3) / 1e6
     assert record.cost_usd == pytest.approx(expected, rel=1e-6, abs=1e-6) and record.cost_usd > 0
@@ -118,7 +120,7 @@ def test_e2e_hello_through_proxy(tmp_path: Path, agent: str) -> None:
 def test_real_key_never_written(tmp_path: Path) -> None:
     need("codex")
     key = "sk-shipbench-e2e-" + os.urandom(12).hex()
-    model = {"id": "compat", "model": "gpt-test", "provider": "openai_compatible", "base_url": "URL",
+    model: dict[str, object] = {"id": "compat", "model": "gpt-test", "provider": "openai_compatible", "base_url": "URL",
              "api_key_env": "SHIPBENCH_E2E_KEY"}
     record, requests = run_with_replay(tmp_path, "codex", model=model, environ={"SHIPBENCH_E2E_KEY": key})
     assert record.status == "completed", record.status_reason
@@ -133,7 +135,7 @@ def test_real_key_never_written(tmp_path: Path) -> None:
     [
         ("claude", Fault(kind="hang"), {"idle_s": 4}, {}, "stalled"),
         ("codex", Fault(kind="loop"), {"loop_repeats": 3}, {}, "loop"),
-        ("claude", Fault(kind="status", status=500, times=1000), {}, {}, "provider_error"),
+        ("codex", Fault(kind="status", status=500, times=1000), {}, {}, "provider_error"),
         ("codex", None, {}, {"max_tokens": 500}, "budget_exceeded"),
     ],
     ids=["hang", "loop", "500-storm", "budget"],
@@ -152,7 +154,7 @@ def test_upstream_faults(
 def test_429_with_retry_after_then_success(tmp_path: Path) -> None:
     need("claude")
     fault = Fault(kind="status", status=429, times=1, retry_after=0.2)
-    record, requests = run_with_replay(tmp_path, "claude", fault=fault)
+    record, _ = run_with_replay(tmp_path, "claude", fault=fault)
     assert record.status == "completed", record.status_reason
     calls = [json.loads(line) for line in (trial_dir(tmp_path, record) / "phases/1/llm_calls.jsonl").open()]
     assert any(c["attempts"] > 1 and c["status"] == 200 for c in calls)

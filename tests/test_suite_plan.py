@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from tests.test_store_index import _record
 from tests.test_trial_support import suite_config, write_task
 
 from shipbench.config import ModelConfig
@@ -14,7 +15,6 @@ from shipbench.runner.plan import Limiters, PlanError, expand_plans, resolve_key
 from shipbench.runner.trial import _worse, failure_class_of, is_done
 from shipbench.store.layout import SuitePaths
 from shipbench.tasks.pack import load_task
-from tests.test_store_index import _record
 
 
 def _suite(tmp_path: Path, **extra: object):  # type: ignore[no-untyped-def]

@@ -19,6 +19,7 @@ import pytest
 from tests.test_trial_support import (
     FakeAdapter,
     marked_processes,
+    reported_usage,
     script_file,
     suite_config,
     trial_marker_prefix,
@@ -90,8 +91,8 @@ def test_two_phases_complete_with_exact_usage_and_redaction(tmp_path: Path, fake
     assert [p.id for p in record.phases] == ["one", "two"]
     assert [p.files_changed for p in record.phases] == [["one.txt"], ["two.txt"]]
     assert all(p.llm_calls == 1 and p.status == "completed" for p in record.phases)
-    upstream_in = sum(int(r["usage"]["input_tokens"]) for r in requests if "usage" in r)  # type: ignore[index]
-    upstream_out = sum(int(r["usage"]["output_tokens"]) for r in requests if "usage" in r)  # type: ignore[index]
+    upstream_in = sum(u["input_tokens"] for u in reported_usage(requests))
+    upstream_out = sum(u["output_tokens"] for u in reported_usage(requests))
     assert (record.usage.input_tokens, record.usage.output_tokens) == (upstream_in, upstream_out)
     assert record.phases[0].usage_disagreement is None  # the scripted agent reports what the upstream said
     assert record.phases[1].continued_session == "sess-1"

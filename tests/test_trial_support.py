@@ -79,6 +79,16 @@ print(json.dumps({"type": "done"}), flush=True)
 '''
 
 
+def reported_usage(requests: list[dict[str, object]]) -> list[dict[str, int]]:
+    """The usage the replay upstream reported, one dict per answered model call."""
+    out: list[dict[str, int]] = []
+    for r in requests:
+        usage = r.get("usage")
+        if isinstance(usage, dict):
+            out.append({str(k): int(v) for k, v in usage.items()})
+    return out
+
+
 def write_task(root: Path, phases: dict[str, str]) -> Path:
     """A minimal valid task pack with the given phases (id -> prompt)."""
     (root / "prompts").mkdir(parents=True, exist_ok=True)

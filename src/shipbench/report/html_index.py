@@ -61,8 +61,8 @@ def _share(row: ConfigRow, status: str) -> Cell:
 
 def leaderboard_table(rows: list[ConfigRow], trial_href: Callable[[str], str], many_tasks: bool) -> Table:
     names = ["Rank", "Configuration", *(["Task"] if many_tasks else []), "Score [95% CI]", "Tier", "API",
-             "Completed", "Median time", "Tokens in", "Tokens out", "Cost / trial", "Cost / point", "Scored / runs"]
-    numeric = {"Rank", "Score [95% CI]", "API", "Completed", "Median time", "Tokens in", "Tokens out",
+             "Completed", "Median time", "Tokens in / out", "Cost / trial", "Cost / point", "Scored / runs"]
+    numeric = {"Rank", "Score [95% CI]", "API", "Completed", "Median time", "Tokens in / out",
                "Cost / trial", "Cost / point", "Scored / runs"}
     table = Table("leaderboard", [Column(n, num=n in numeric) for n in names],
                   caption="One row per configuration (agent × model × settings). Click a header to sort.",
@@ -79,7 +79,8 @@ def leaderboard_table(rows: list[ConfigRow], trial_href: Callable[[str], str], m
             _rank_cell(row), text(row.key, 100, href=first, title=row.key), *([text(row.task)] if many_tasks else []),
             score, text(row.tier, kind="tier"), num(api_ratio, one_line(api.verdict, 60)),
             _share(row, "completed"), num(row.median_wall_s, fmt_secs(row.median_wall_s)),
-            num(row.tokens.input, f"{row.tokens.input:,.0f}"), num(row.tokens.output, f"{row.tokens.output:,.0f}"),
+            num(row.tokens.input + row.tokens.output, f"{row.tokens.input:,.0f} / {row.tokens.output:,.0f}",
+                "mean per trial; sorted by the sum"),
             num(row.cost_per_trial, fmt_usd(row.cost_per_trial)), num(row.cost_per_point, fmt_usd(row.cost_per_point)),
             num(row.scored, f"{row.scored} / {row.trials}"),
         ])

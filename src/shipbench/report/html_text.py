@@ -100,7 +100,7 @@ def fmt_num(value: float | int | None, digits: int = 1) -> str:
 def fmt_usd(value: float | None) -> str:
     if value is None:
         return "–"
-    if value != 0 and abs(value) < 0.01:
+    if value != 0 and abs(value) < 0.1:
         return f"${value:.4f}"
     return f"${value:,.2f}"
 

@@ -107,7 +107,7 @@ def tool_table(phases: list[PhaseRecord]) -> Table:
 
 def record_context(record: TrialRecord | None) -> dict[str, Any]:
     if record is None:
-        return {"record": None}
+        return {"record": None, "versions": []}
     phases = record.phases
     spans, t = [], 0.0
     for p in phases:

@@ -14,6 +14,7 @@ from statistics import fmean, median
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shipbench.report.importer import UNAUDITED
 from shipbench.report.load import SkippedTrial, TrialRow
 from shipbench.report.stats import (
     DEFAULT_LEVEL,
@@ -211,10 +212,15 @@ def aggregate_config(rows: list[TrialRow], *, level: float, resamples: int, seed
         delegations_per_trial=fmean(r.delegations for r in counted) if counted else 0.0,
         trial_ids=[r.trial_id for r in rows],
     )
-    if not all(r.tokens_reliable for r in counted):
-        row.notes.append("token counts unreliable (see imported-row notes)")
-    if counted and len(costs) < len(counted):
-        row.notes.append("cost unknown for some trials")
+    if first.imported:
+        row.notes = list(dict.fromkeys(n for r in rows for n in r.notes if n != UNAUDITED))
+    else:
+        if not all(r.tokens_reliable for r in counted):
+            row.notes.append("token counts unreliable")
+        if counted and len(costs) < len(counted):
+            row.notes.append("cost unknown for some trials")
+    if not all(r.cost_reliable for r in counted):
+        row.notes.append("cost understated for some trials")
     return row
 
 
@@ -253,7 +259,8 @@ def _rank_task(
     )
     for i, row in enumerate(ranked):
         row.rank = 1 + sum(1 for other in ranked if (other.score.mean or 0) > (row.score.mean or 0) + 1e-9)
-        row.rank_low, row.rank_high = intervals.get(row.key, (row.rank, row.rank))
+        if row.score.n >= 2:  # a single run has no rank interval either (its own mean cannot move)
+            row.rank_low, row.rank_high = intervals.get(row.key, (row.rank, row.rank))
         if i + 1 < len(ranked):
             nxt = ranked[i + 1]
             row.separable_from_next = not intervals_overlap(row.score, nxt.score)
@@ -307,7 +314,8 @@ def _methods() -> dict[str, str]:
     return {
         "score_interval": "expanded percentile bootstrap of the mean over repeats (Hesterberg 2015); "
         "n=1: single run, no interval",
-        "rank_interval": "percentiles of each configuration's rank over a bootstrapped ranking",
+        "rank_interval": "percentiles of each configuration's rank over a bootstrapped ranking "
+        "(none for a single run)",
         "separable": "adjacent rows are separable only when their score intervals do not overlap",
         "paired": "sign-flip permutation test over matching (task, repeat) pairs + bootstrap interval "
         "of the mean difference",

@@ -21,6 +21,7 @@ TIER_COLORS = {"A": "#009E73", "B": "#56B4E9", "C": "#E69F00", "D": "#D55E00"}
 STATUS_OK = {"completed", "completed_with_errors"}
 W, H = 640, 300
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 28, 44
+MAX_LABELS = 8  # above this, only Pareto-front points get a text label (all keep a hover title)
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,8 @@ def _empty(title: str) -> str:
 
 def _step(span: float, count: int) -> float:
     raw = span / count
-    mag = 10 ** math.floor(math.log10(raw))
-    return next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-9))
+    mag: float = 10.0 ** math.floor(math.log10(raw))
+    return next(float(m * mag) for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-9))
 
 
 def nice_ticks(high: float, count: int = 5) -> list[float]:
@@ -157,11 +158,16 @@ def _legend(root: ET.Element, groups: list[str]) -> None:
         label = one_line(name, 24)
         _el(root, "text", label, x=x + 14, y=18.0, fill="#222")
         x += 24 + 7 * len(label)
+    if len(groups) > len(PALETTE):
+        _el(root, "text", f"+{len(groups) - len(PALETTE)} more (colours repeat)", x=x, y=18.0, fill="#666")
 
 
 def scatter(points: Sequence[Point], title: str, x_label: str, y_label: str, *, front: bool = False,
             y_max: float = 100.0) -> str:
-    """Scatter of configurations; with `front`, the Pareto front (low x, high y) drawn as a step line."""
+    """Scatter of configurations; with `front`, the Pareto front (low x, high y) drawn as a line.
+
+    With more than MAX_LABELS points only front points are labelled, so labels stay readable.
+    """
     pts = [p for p in points if math.isfinite(p.x) and math.isfinite(p.y)]
     if not pts:
         return _empty(title)
@@ -174,8 +180,9 @@ def scatter(points: Sequence[Point], title: str, x_label: str, y_label: str, *, 
         return H - BOTTOM - (H - TOP - BOTTOM) * v / yt[-1]
     _axes(root, xt, yt, sx, sy, x_label, y_label)
     groups = sorted({p.group for p in pts})
+    fr = pareto_front(pts)
+    labelled = set(map(id, pts if len(pts) <= MAX_LABELS else fr))
     if front:
-        fr = pareto_front(pts)
         coords = " ".join(f"{sx(p.x):.1f},{sy(p.y):.1f}" for p in fr)
         _el(root, "polyline", points=coords, fill="none", stroke="#333", stroke_width=1.5, stroke_dasharray="5 3",
             class_="pareto")
@@ -184,6 +191,8 @@ def scatter(points: Sequence[Point], title: str, x_label: str, y_label: str, *, 
         color = PALETTE[groups.index(p.group) % len(PALETTE)]
         dot = _el(marks, "circle", cx=sx(p.x), cy=sy(p.y), r=5, fill=color, stroke="#fff", stroke_width=1)
         _el(dot, "title", f"{one_line(p.label, 80)}: {x_label} {p.x:g}, {y_label} {p.y:g}")
+        if id(p) not in labelled:
+            continue
         right = sx(p.x) > W * 0.62
         _el(marks, "text", one_line(p.label, 28), x=sx(p.x) + (-7 if right else 7), y=sy(p.y) - 6, fill="#333",
             font_size=10, text_anchor="end" if right else "start")
