@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.report_helpers import make_audit, make_record, write_config, write_trial
 
 from shipbench.report.build import build_report
-from shipbench.report.leaderboard import build_leaderboard
+from shipbench.report.leaderboard import Leaderboard, build_leaderboard
 from shipbench.report.load import load_results
 from shipbench.report.views import pareto_front
 
@@ -145,6 +145,8 @@ def test_json_roundtrip_and_determinism(tmp_path: Path) -> None:
     assert one == two
     data = json.loads(one)
     assert data["rows"][0]["key"] == "codex / a" and "low" in data["rows"][0]["score"]
+    assert data["rows"][0]["api"]["verdict"] == "3/3 clean"
+    assert Leaderboard.model_validate_json(one).model_dump_json() == one  # the JSON reloads losslessly
 
 
 def test_imported_rows_never_ranked(tmp_path: Path) -> None:

@@ -46,13 +46,13 @@ class ApiSummary(_M):
     unverifiable: int = 0
     trials_audited: int = 0
     trials_clean: int = 0  # audited trials with no missing and no bad_arguments call
+    verdict: str = "n/a"  # e.g. "4/5 clean, 2 bad calls"
 
-    @property
-    def verdict(self) -> str:
-        if not self.trials_audited:
-            return "n/a"
+    def summarise(self) -> ApiSummary:
         bad = self.missing + self.bad_arguments
-        return f"{self.trials_clean}/{self.trials_audited} clean" + (f", {bad} bad calls" if bad else "")
+        if self.trials_audited:
+            self.verdict = f"{self.trials_clean}/{self.trials_audited} clean" + (f", {bad} bad calls" if bad else "")
+        return self
 
 
 class TokenSummary(_M):
@@ -175,7 +175,7 @@ def _api(rows: list[TrialRow]) -> ApiSummary:
         out.bad_arguments += r.api_verdicts.get("bad_arguments", 0)
         out.unverifiable += r.api_verdicts.get("unverifiable", 0)
         out.trials_clean += not any(r.api_verdicts.get(v, 0) for v in API_BAD)
-    return out
+    return out.summarise()
 
 
 def _dimensions(rows: list[TrialRow]) -> dict[str, float]:

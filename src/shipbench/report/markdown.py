@@ -91,7 +91,7 @@ def _ranked_table(rows: list[ConfigRow]) -> list[str]:
     prev: ConfigRow | None = None
     for row in rows:
         out.append(
-            f"| {_rank(row, prev)} | {cell(row.key)} | {fmt_score(row.score)} | {row.tier or '–'} "
+            f"| {_rank(row, prev)} | {cell(row.key)} | {fmt_score(row.score)} | {cell(row.tier or '–', 8)} "
             f"| {row.scored}/{row.trials - row.infra} | {_status(row)} | {cell(row.api.verdict, 60)} "
             f"| {fmt_duration(row.median_wall_s)} | {_tokens(row)} | {fmt_money(row.cost_per_trial)} "
             f"| {fmt_money(row.cost_per_point)} |"
@@ -141,7 +141,7 @@ def _group_tables(title: str, groups: list[Group], shared: str) -> list[str]:
         for e in g.entries:
             est = MeanEstimate(n=e.n, mean=e.score, low=e.low, high=e.high)
             label = e.agent if shared == "Agent" else e.model_id
-            out.append(f"| {cell(label)} | {fmt_score(est)} | {e.tier or '–'} | {fmt_money(e.cost_per_trial)} "
+            out.append(f"| {cell(label)} | {fmt_score(est)} | {cell(e.tier or '–', 8)} | {fmt_money(e.cost_per_trial)} "
                        f"| {fmt_duration(e.median_wall_s)} |")
     return out
 
