@@ -12,7 +12,7 @@ from shipbench.report.build import build_report
 from shipbench.report.importer import detect_layout, import_file, import_results
 from shipbench.report.load import SkippedTrial, TrialRow
 
-ANCHORS = Path("/work/shared/reference/anchor-results")
+ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "anchor-results"
 pytestmark = pytest.mark.skipif(not ANCHORS.is_dir(), reason="reference anchor samples not present")
 
 

@@ -89,7 +89,7 @@ def test_sections_views_infra_imported(tmp_path: Path) -> None:
     write_config(suite, "claude", "sonnet", [80, 82], cost=3.0)
     write_config(suite, "opencode", "sonnet", [60, 62], cost=1.0, delegations=2, subagents=("x",))
     write_trial(suite, make_record("codex", "m", 1, status="infra_error", failure_class="infra", reason="no network"))
-    anchors = Path("/work/shared/reference/anchor-results")
+    anchors = Path(__file__).resolve().parents[2] / "shared" / "reference" / "anchor-results"
     md = render_markdown(build_report(suite, [anchors] if anchors.is_dir() else [])[0])
     for heading in ("## Views", "### Harness effect", "### Cost vs score", "### Time vs score", "### Tier distribution",
                     "### Delegations to subagents", "## Infrastructure failures (reported apart, not scored)"):

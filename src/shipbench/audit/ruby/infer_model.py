@@ -39,7 +39,7 @@ class RType:
 # Documented return values that a static index cannot see (the method body ends in a call of another
 # object, a memoised ivar, ...). Keys: (class relative to the gem namespace, "" for the namespace module,
 # method, singleton). Values: "Name" (instance), "[Name]" (Array of Name). Source for ruby_llm:
-# /work/shared/reference/ruby_llm-api.md sections 1.1-1.3 (ask/say/complete return a Message, ...).
+# ../shared/reference/ruby_llm-api.md sections 1.1-1.3 (ask/say/complete return a Message, ...).
 KNOWN_RETURNS: dict[str, dict[tuple[str, str, bool], str]] = {
     "ruby_llm": {
         ("", "chat", True): "Chat",
