@@ -99,3 +99,31 @@ def test_sigkilled_harness_resumes_without_redoing(tmp_path: Path) -> None:
     assert [(r["repeat"], r["status"]) for r in rows] == [(1, "completed"), (2, "completed")]
     for trial in ("tiny__codex__rp__r1", "tiny__codex__rp__r2"):
         assert marked_processes(trial_marker_prefix(out / "kill" / trial)) == []
+
+
+def test_sigterm_stops_gracefully_and_resumes(tmp_path: Path) -> None:
+    need("codex")
+    task = write_task(tmp_path / "task", {"hello": HELLO_PROMPT})
+    out = tmp_path / "out"
+    with replay_in_thread(Fault(kind="slow", delay_s=0.3)) as url:
+        suite = tmp_path / "suite.toml"
+        suite.write_text(
+            f'name = "term"\ntask = "{task}"\n[[agents]]\nname = "codex"\n'
+            f'[[models]]\nid = "rp"\nmodel = "replay-model"\nprovider = "replay"\nbase_url = "{url}"\n'
+        )
+        trial = out / "term" / "tiny__codex__rp__r1"
+        harness = _harness(suite, out)
+        deadline = time.monotonic() + 60
+        while not (trial / "phases" / "1" / "events.jsonl").is_file() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        harness.send_signal(signal.SIGTERM)
+        output, _ = harness.communicate(timeout=30)
+        assert harness.returncode == 130, output.decode(errors="replace")[-2000:]
+        assert _status(trial / "trial.json") == "running"
+        assert marked_processes(trial_marker_prefix(trial)) == []
+        rerun = _harness(suite, out)
+        output, _ = rerun.communicate(timeout=120)
+        assert rerun.returncode == 0, output.decode(errors="replace")[-2000:]
+    assert _status(trial / "trial.json") == "completed"
+    assert (trial / "workspace" / "hello.txt").is_file()

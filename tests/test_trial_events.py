@@ -67,3 +67,20 @@ def test_line_progress_and_summary() -> None:
     console.print(summary_table([_record(1), infra]))
     table = buf.getvalue()
     assert "infra_error (infra)" in table and "0.5000" in table
+
+
+def test_live_table_rows() -> None:
+    from shipbench.runner.progress import LiveProgress, make_progress
+
+    console = Console(file=StringIO(), width=200, force_terminal=True)
+    live = make_progress(console)
+    assert isinstance(live, LiveProgress)
+    with live:
+        live.trial_started("t1", 1)
+        live.phase_started("t1", 1, "build")
+        live.on_event("t1", AgentEvent(kind="tool_call", tool="Write"))
+        live.on_usage("t1", Usage(input_tokens=100, cache_read_tokens=20, output_tokens=7), 0.0123)
+        text = StringIO()
+        Console(file=text, width=200).print(live.table())
+    assert "1:build" in text.getvalue() and "120/7" in text.getvalue() and "Write" in text.getvalue()
+    assert not isinstance(make_progress(Console(file=StringIO(), force_terminal=False)), LiveProgress)

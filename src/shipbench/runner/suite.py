@@ -25,6 +25,7 @@ from shipbench.proxy.server import MeteringProxy
 from shipbench.replay.server import ReplayServer
 from shipbench.replay.trajectory import load_trajectory
 from shipbench.runner.plan import Limiters, NullProgress, ProgressSink, RunEnv, TrialPlan, expand_plans
+from shipbench.runner.progress import LineProgress
 from shipbench.runner.trial import run_trial
 from shipbench.store.index import upsert
 from shipbench.store.layout import SuitePaths
@@ -54,7 +55,8 @@ async def run_suite(
 ) -> list[TrialRecord]:
     """Run (or resume) every trial of the suite; returns the trial records in plan order.
 
-    Setting `shutdown` (or SIGINT/SIGTERM when handle_signals) stops the run gracefully.
+    Setting `shutdown` (or SIGINT/SIGTERM when handle_signals) stops the run gracefully. Progress goes to
+    `progress`, else plain lines on `console`, else nowhere.
     """
     try:
         task = load_task(config.task)
@@ -75,7 +77,7 @@ async def run_suite(
             proxy=proxy, proxy_url=proxy_url, limiters=Limiters.for_suite(config, jobs_override or config.jobs),
             replay_urls=await _start_replays(plans, trajectories, replays),
             environ=os.environ if environ is None else environ,
-            progress=progress or NullProgress(), gem_sources=gem_sources or {},
+            progress=progress or (LineProgress(console) if console else NullProgress()), gem_sources=gem_sources or {},
             monitor_interval_s=monitor_interval_s, shutdown=shutdown or asyncio.Event(),
         )
         return await _run_all(plans, env, suite_paths, handle_signals)
