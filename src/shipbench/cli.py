@@ -135,6 +135,9 @@ def demo(
     force: Annotated[
         list[str] | None, typer.Option("--force", help="Restart this trial id from an empty workspace.")
     ] = None,
+    report_dir: Annotated[
+        Path, typer.Option("--report", help="Where the demo writes its leaderboard (index.html, leaderboard.md).")
+    ] = Path("report"),
 ) -> None:
     """Run the bundled demo suite offline: every installed agent CLI builds the rails-chat app against
     the scripted `replay` upstream, through the proxy, watchdogs, audit and store (a REPLAY run, not a
@@ -162,12 +165,24 @@ def demo(
         "the agents, proxy, watchdogs, audit and store are real. Scores show the pipeline, not a model."
     )
     sources = {k: v for k, v in DEFAULT_GEM_SOURCES.items() if v.is_dir()}
+    results = out or Path("results")
     try:
-        code = run_command(config, out=out or Path("results"), console=console, jobs=jobs,
-                           force=set(force or []), gem_sources=sources)
+        code = run_command(config, out=results, console=console, jobs=jobs, force=set(force or []), gem_sources=sources)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    if code in (0, 1):
+        _write_demo_report(results / config.name, report_dir, console)
     raise typer.Exit(code=code)
+
+
+def _write_demo_report(suite_dir: Path, report_dir: Path, console: Console) -> None:
+    from shipbench.report.build import build_report, html_renderer
+    from shipbench.report.markdown import render_markdown as render_board_md
+
+    board, trials = build_report(suite_dir, [])
+    index = html_renderer()(board, trials, report_dir)
+    _emit(render_board_md(board), report_dir / "leaderboard.md")
+    console.print(f"leaderboard: {report_dir / 'leaderboard.md'} and {index}", highlight=False)
 
 
 def _console() -> Console:

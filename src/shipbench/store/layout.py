@@ -13,8 +13,9 @@
     validation.json             ladder verdicts (validation issue)
     audit.json                  the audit of workspace/
 ```
-Invariants: paths are derived, never stored; a trial id is filesystem-safe and stable for the same
-(task, agent, model, repeat); phase numbers start at 1.
+Invariants: paths are derived, never stored, and always absolute (an agent runs with its workspace as
+cwd, so a relative HOME or workspace would point somewhere else); a trial id is filesystem-safe and
+stable for the same (task, agent, model, repeat); phase numbers start at 1.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def trial_id(task: str, agent: str, model: str, repeat: int) -> str:
 class SuitePaths:
     root: Path  # <out>/<suite>
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", self.root.absolute())
+
     @property
     def index(self) -> Path:
         return self.root / "index.sqlite"
@@ -55,6 +59,9 @@ class SuitePaths:
 @dataclass(frozen=True)
 class TrialPaths:
     root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", self.root.absolute())
 
     @property
     def record(self) -> Path:
