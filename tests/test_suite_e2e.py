@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.test_trial_support import marked_processes, reported_usage, write_task
+from tests.test_trial_support import marked_processes, reported_usage, trial_marker_prefix, write_task
 
 from shipbench.agents.discovery import find_binary
 from shipbench.agents.registry import get_adapter
@@ -36,15 +36,17 @@ FAST_RETRY = RetryPolicy(max_retries=2, base_delay_s=0.05, max_delay_s=0.5)
 
 
 @pytest.fixture(autouse=True)
-def tools_bin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def tools_bin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     if not os.environ.get("SHIPBENCH_TOOLS_BIN"):
         for candidate in CANDIDATE_BINS:
             if candidate.is_dir():
                 monkeypatch.setenv("SHIPBENCH_TOOLS_BIN", str(candidate))
                 break
-    before = set(marked_processes())
     yield
-    leftovers = set(marked_processes()) - before
+    # only this test's trials: other shipbench runs on the machine carry markers of their own
+    leftovers = [
+        pid for record in tmp_path.rglob("trial.json") for pid in marked_processes(trial_marker_prefix(record.parent))
+    ]
     assert not leftovers, f"trial processes survived the test: {sorted(leftovers)}"
 
 
