@@ -87,3 +87,12 @@ def test_broken_pack_gives_clear_error(tmp_path: Path, mutate, needle: str) -> N
 def test_unknown_task_name() -> None:
     with pytest.raises(TaskPackError, match="unknown task 'nope'"):
         load_task("nope")
+
+
+def test_rails_chat_has_a_delegation_variant_for_every_phase() -> None:
+    pack = load_task("rails-chat")
+    for phase in pack.spec.phases:
+        default = (pack.root / phase.prompt).read_text(encoding="utf-8")
+        variant = (pack.root / phase.prompt).with_name(f"{phase.id}.delegate.md").read_text(encoding="utf-8")
+        assert variant.startswith(default), phase.id  # same task, plus the instruction
+        assert "delegate" in variant[len(default) :].lower(), phase.id
