@@ -112,3 +112,21 @@ def test_load_suite_file_resolves_relative_replay_script(tmp_path: Path) -> None
     )
     config = load_suite_file(tmp_path / "s.toml")
     assert config.models[0].replay_script == str((tmp_path / "traj.json").resolve())
+
+
+def test_unknown_agent_and_wire_mismatch_are_config_errors(tmp_path: Path) -> None:
+    from shipbench.config import ConfigError
+    from shipbench.runner.plan import check_pairs
+
+    suite, _ = _suite(tmp_path)
+    check_pairs(suite)  # codex/claude x replay/openrouter: every pair is served
+    bad, _ = _suite(
+        tmp_path,
+        agents=[{"name": "nope"}, {"name": "claude"}],
+        models=[{"id": "g", "model": "gemini-2.5-pro", "provider": "google"}],
+    )
+    with pytest.raises(ConfigError) as info:
+        check_pairs(bad)
+    message = str(info.value)
+    assert "unknown agent 'nope'; known agents: claude, codex, gemini, opencode" in message
+    assert "agent 'claude' speaks anthropic_messages, but model 'g' (provider google) accepts only gemini" in message

@@ -10,6 +10,7 @@ crash/hang/loop/budget statuses, and no process of any trial survives a test.
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 import os
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from tests.test_trial_support import (
     write_task,
 )
 
+import shipbench.runner.plan as plan_mod
 import shipbench.runner.trial as trial_mod
 from shipbench.config import SuiteConfig
 from shipbench.replay.server import ReplayServer
@@ -47,6 +49,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAdapte
         return "fake 1.0.0"
 
     monkeypatch.setattr(trial_mod, "get_adapter", lambda name: adapter)
+    monkeypatch.setattr(plan_mod, "get_adapter", lambda name: adapter)  # the suite's up-front pair check
     monkeypatch.setattr(trial_mod, "find_binary", lambda cap, override: Path("/usr/bin/python3"))
     monkeypatch.setattr(trial_mod, "detect_version", version)
     yield adapter
@@ -126,7 +129,12 @@ def test_interrupted_phase_resumes_and_finished_phase_is_kept(tmp_path: Path, fa
         runner = asyncio.create_task(run_suite(config, out=tmp_path / "out", progress=NullProgress(),
                                                monitor_interval_s=0.2, handle_signals=False, environ={},
                                                shutdown=shutdown))
+        deadline = time.monotonic() + 60
         while not (tmp_path / "out" / "t" / "tiny__fake__rp__r1" / "workspace" / "partial.txt").is_file():
+            if runner.done():
+                await runner  # the run ended early: surface its error instead of waiting forever
+                raise AssertionError("the run finished before the interrupted phase wrote its file")
+            assert time.monotonic() < deadline, "phase two never started"
             await asyncio.sleep(0.1)
         shutdown.set()
         return await runner

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from shipbench.agents.base import AgentEvent, SubagentSpec, Usage
-from shipbench.config import AgentConfig, ModelConfig, SuiteConfig
+from shipbench.agents.registry import UnknownAgentError, get_adapter
+from shipbench.config import PROVIDER_WIRES, AgentConfig, ConfigError, ModelConfig, SuiteConfig
 from shipbench.store.layout import SuitePaths, TrialPaths, trial_id
 from shipbench.store.records import TrialRecord
 from shipbench.tasks.pack import TaskPack
@@ -172,6 +173,27 @@ def resolve_key(model: ModelConfig, environ: Mapping[str, str]) -> tuple[str | N
     if model.provider == "replay" or (model.provider == "openai_compatible" and model.api_key_env is None):
         return None, None
     return None, f"model {model.id!r}: environment variable {name} is not set (provider {model.provider})"
+
+
+def check_pairs(suite: SuiteConfig) -> None:
+    """Refuse, before anything runs, an unknown agent or an agent whose wire API the model's upstream does
+    not speak (the proxy forwards requests unchanged, it never translates between wire formats)."""
+    problems: list[str] = []
+    for agent in suite.agents:
+        try:
+            wire = get_adapter(agent.name).capabilities.wire_api
+        except UnknownAgentError as exc:
+            problems.append(exc.message)
+            continue
+        for model in suite.models:
+            if wire not in PROVIDER_WIRES[model.provider]:
+                spoken = ", ".join(sorted(PROVIDER_WIRES[model.provider]))
+                problems.append(
+                    f"agent {agent.name!r} speaks {wire}, but model {model.id!r} (provider {model.provider}) "
+                    f"accepts only {spoken}"
+                )
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def expand_plans(

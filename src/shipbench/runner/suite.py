@@ -24,7 +24,7 @@ from shipbench.proxy.retry import RetryPolicy
 from shipbench.proxy.server import MeteringProxy
 from shipbench.replay.server import ReplayServer
 from shipbench.replay.trajectory import load_trajectory
-from shipbench.runner.plan import Limiters, NullProgress, ProgressSink, RunEnv, TrialPlan, expand_plans
+from shipbench.runner.plan import Limiters, NullProgress, ProgressSink, RunEnv, TrialPlan, check_pairs, expand_plans
 from shipbench.runner.progress import LineProgress
 from shipbench.runner.trial import run_trial
 from shipbench.store.index import upsert
@@ -62,6 +62,7 @@ async def run_suite(
         task = load_task(config.task)
     except TaskPackError as exc:
         raise ConfigError(str(exc)) from exc
+    check_pairs(config)
     suite_paths = SuitePaths(out / config.name)
     plans = expand_plans(config, task, suite_paths, only_agent=only_agent, only_model=only_model,
                          repeats=repeats_override, force=force)
