@@ -10,9 +10,9 @@ crash/hang/loop/budget statuses, and no process of any trial survives a test.
 from __future__ import annotations
 
 import asyncio
-import time
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
