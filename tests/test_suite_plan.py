@@ -33,15 +33,16 @@ def _suite(tmp_path: Path, **extra: object):  # type: ignore[no-untyped-def]
 
 def test_expand_order_and_ids(tmp_path: Path) -> None:
     suite, task = _suite(tmp_path)
-    plans = expand_plans(suite, task, SuitePaths(tmp_path / "out"), force={"tiny__claude__rp__r2"})
+    plans = expand_plans(suite, task, SuitePaths(tmp_path / "out"), force={"tiny__claude-terse__rp__r2"})
     assert [p.trial_id for p in plans] == [
         "tiny__codex__rp__r1", "tiny__codex__rp__r2", "tiny__codex__sonnet__r1", "tiny__codex__sonnet__r2",
-        "tiny__claude__rp__r1", "tiny__claude__rp__r2", "tiny__claude__sonnet__r1", "tiny__claude__sonnet__r2",
+        "tiny__claude-terse__rp__r1", "tiny__claude-terse__rp__r2",
+        "tiny__claude-terse__sonnet__r1", "tiny__claude-terse__sonnet__r2",
     ]
-    assert [p.trial_id for p in plans if p.force] == ["tiny__claude__rp__r2"]
+    assert [p.trial_id for p in plans if p.force] == ["tiny__claude-terse__rp__r2"]
     only = expand_plans(suite, task, SuitePaths(tmp_path / "out"), only_agent="claude",
                         only_model="anthropic/claude-sonnet-4.5", repeats=3)
-    assert [p.trial_id for p in only] == [f"tiny__claude__sonnet__r{n}" for n in (1, 2, 3)]
+    assert [p.trial_id for p in only] == [f"tiny__claude-terse__sonnet__r{n}" for n in (1, 2, 3)]
 
 
 def test_phase_subset_keeps_task_numbering_and_variants(tmp_path: Path) -> None:
@@ -130,3 +131,16 @@ def test_unknown_agent_and_wire_mismatch_are_config_errors(tmp_path: Path) -> No
     message = str(info.value)
     assert "unknown agent 'nope'; known agents: claude, codex, gemini, opencode" in message
     assert "agent 'claude' speaks anthropic_messages, but model 'g' (provider google) accepts only gemini" in message
+
+
+def test_agent_settings_are_part_of_the_trial_id(tmp_path: Path) -> None:
+    from shipbench.config import ConfigError
+    from shipbench.runner.plan import check_pairs
+
+    suite, task = _suite(tmp_path, agents=[{"name": "claude"}, {"name": "claude", "prompt_variant": "terse"}])
+    check_pairs(suite)
+    ids = [p.trial_id for p in expand_plans(suite, task, SuitePaths(tmp_path)) if p.repeat == 1 and p.model.id == "rp"]
+    assert ids == ["tiny__claude__rp__r1", "tiny__claude-terse__rp__r1"]
+    dup, _ = _suite(tmp_path, agents=[{"name": "codex"}, {"name": "codex"}])
+    with pytest.raises(ConfigError, match="listed twice"):
+        check_pairs(dup)

@@ -175,6 +175,16 @@ def resolve_key(model: ModelConfig, environ: Mapping[str, str]) -> tuple[str | N
     return None, f"model {model.id!r}: environment variable {name} is not set (provider {model.provider})"
 
 
+def agent_label(agent: AgentConfig) -> str:
+    """The agent part of a trial id: its name, plus the settings that make it another configuration."""
+    label = agent.name
+    if agent.prompt_variant:
+        label += f"+{agent.prompt_variant}"
+    if not agent.continue_session:
+        label += "+fresh-sessions"
+    return label
+
+
 def check_pairs(suite: SuiteConfig) -> None:
     """Refuse, before anything runs, an unknown agent or an agent whose wire API the model's upstream does
     not speak (the proxy forwards requests unchanged, it never translates between wire formats)."""
@@ -192,6 +202,10 @@ def check_pairs(suite: SuiteConfig) -> None:
                     f"agent {agent.name!r} speaks {wire}, but model {model.id!r} (provider {model.provider}) "
                     f"accepts only {spoken}"
                 )
+    labels = [agent_label(a) for a in suite.agents]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        problems.append(f"agent configurations listed twice (same name and settings): {', '.join(twice)}")
     if problems:
         raise ConfigError("; ".join(problems))
 
@@ -215,6 +229,6 @@ def expand_plans(
             if only_model and only_model not in (model.id, model.model):
                 continue
             for repeat in range(1, (repeats or suite.repeats) + 1):
-                tid = trial_id(task.id, agent.name, model.id, repeat)
+                tid = trial_id(task.id, agent_label(agent), model.id, repeat)
                 plans.append(TrialPlan(suite, agent, model, repeat, task, paths.trial(tid), tid in force))
     return plans
