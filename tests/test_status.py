@@ -129,14 +129,28 @@ def test_row9_bad_request_is_the_models() -> None:
     assert "rejected the agent's request" in reason
 
 
-def test_row10_error_terminal() -> None:
+@pytest.mark.parametrize("terminal", [None, FAILED])
+def test_row10_failure_before_any_model_call_is_infra(terminal: AgentEvent | None) -> None:
+    status, reason, cls = decide(result(41), terminal=terminal, llm_calls=0)
+    assert (status, cls) == ("infra_error", "infra")
+    assert "before its first model call (exit code 41" in reason
+    # with calls made, or unknown, the same failure stays the model's
+    assert decide(result(41), terminal=terminal, llm_calls=3)[2] == "model"
+    assert decide(result(41), terminal=terminal)[2] == "model"
+
+
+def test_row10_a_clean_finish_without_calls_is_not_an_error() -> None:
+    assert decide(result(0), terminal=OK, llm_calls=0)[0] == "completed"
+
+
+def test_row11_error_terminal() -> None:
     status, reason, cls = decide(result(1), terminal=FAILED)
     assert (status, cls) == ("completed_with_errors", "model")
     assert "error_max_turns" in reason
 
 
 @pytest.mark.parametrize("code", [126, 127])
-def test_row11_launcher_failure_is_infra(code: int) -> None:
+def test_row12_launcher_failure_is_infra(code: int) -> None:
     status, reason, cls = decide(result(code))
     assert (status, cls) == ("infra_error", "infra") and f"exit code {code}" in reason
 
@@ -145,7 +159,7 @@ def test_row11_launcher_failure_is_infra(code: int) -> None:
     ("res", "text"),
     [(result(0), "exit code 0"), (result(2), "exit code 2"), (result(None, signal.SIGSEGV), "killed by SIGSEGV")],
 )
-def test_row12_no_terminal_event_is_a_crash(res: ProcessResult, text: str) -> None:
+def test_row13_no_terminal_event_is_a_crash(res: ProcessResult, text: str) -> None:
     status, reason, cls = decide(res)
     assert (status, cls) == ("agent_crash", "model")
     assert reason == f"no terminal event; {text}"

@@ -195,6 +195,7 @@ def test_missing_key_only_fails_that_model(tmp_path: Path, fake: FakeAdapter) ->
     ("mode", "limits", "budget", "status"),
     [
         ("crash", {}, {}, "agent_crash"),
+        ("crash-before-calling", {}, {}, "infra_error"),
         ("hang", {"idle_s": 1.0}, {}, "stalled"),
         ("loop", {"loop_repeats": 4}, {}, "loop"),
         ("spend", {}, {"max_tokens": 60}, "budget_exceeded"),
@@ -209,8 +210,10 @@ def test_failing_phase_ends_trial(
     (rec,) = _run(config, tmp_path / "out")
     assert rec.status == status, rec.status_reason
     assert [p.id for p in rec.phases] == ["one"]  # phase two never ran
-    assert rec.failure_class == "model"
-    assert (tmp_path / "out" / "t" / rec.trial_id / "audit.json").is_file()  # model failures are still audited
+    infra = status == "infra_error"  # the agent died before any model call: not the model's failure
+    assert rec.failure_class == ("infra" if infra else "model")
+    # model failures are still audited; infrastructure failures are not scored at all
+    assert (tmp_path / "out" / "t" / rec.trial_id / "audit.json").is_file() is not infra
     assert marked_processes(trial_marker_prefix(tmp_path / "out" / "t" / rec.trial_id)) == []
     if mode == "spend":
         assert rec.phases[0].watchdog[0].kind == "budget"

@@ -54,7 +54,10 @@ def call():
     print(json.dumps({"type": "usage", "in": u.get("prompt_tokens", 0), "out": u.get("completion_tokens", 0)}),
           flush=True)
     return data
+if mode == "crash-before-calling":
+    sys.exit(3)
 if mode == "crash":
+    call()
     sys.exit(3)
 if mode == "partial-hang":
     open("partial.txt", "w").write("half done\n")

@@ -97,7 +97,7 @@ async def run_phase(plan: TrialPlan, env: RunEnv, phase: PhasePlan, ctx: PhaseCo
     status, reason, failure = phase_status(
         result, terminal=summary.terminal, verdict=stop.verdict, budget_reason=budget_reason,
         provider_errors=lease.provider_errors, last_error_class=lease.last_error_class,
-        error_events=summary.error_events, infra_error=None,
+        error_events=summary.error_events, infra_error=None, llm_calls=lease.calls,
     )
     rec.status, rec.status_reason = status, reason
     return PhaseOutcome(rec, failure)

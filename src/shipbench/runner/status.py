@@ -18,9 +18,11 @@ Rows (condition -> status / failure class):
  8. run failed (error terminal, no terminal) with provider errors of a PROVIDER_FAULTS class
     -> provider_error / infra
  9. run failed and the last provider error was bad_request -> provider_error / model
-10. error terminal event -> completed_with_errors / model
-11. no terminal event and exit 126/127 (the launcher could not run the agent, e.g. node missing) -> infra_error / infra
-12. no terminal event (exit 0, nonzero exit, or a signal) -> agent_crash / model
+10. the agent failed (error terminal or none) before making a single model call -> infra_error / infra
+    (nothing the model did can cause it: a broken install, config or environment)
+11. error terminal event -> completed_with_errors / model
+12. no terminal event and exit 126/127 (the launcher could not run the agent, e.g. node missing) -> infra_error / infra
+13. no terminal event (exit 0, nonzero exit, or a signal) -> agent_crash / model
 
 Choices: a consecutive-errors verdict means the agent stopped making progress before finishing, so it is "stalled"
 (completed_* is reserved for phases that ended on their own with a terminal event). Throughput too low ("slow") is
@@ -82,6 +84,7 @@ def _from_exit(
     provider_errors: int,
     last_error_class: str | None,
     error_events: int,
+    llm_calls: int | None,
 ) -> Decision:
     exit_text = _exit_text(result)
     if _ok_terminal(terminal):
@@ -95,8 +98,11 @@ def _from_exit(
     if provider_errors > 0 and last_error_class in MODEL_REQUEST_FAULTS:
         reason = f"provider rejected the agent's request: {_provider_text(provider_errors, last_error_class)}"
         return "provider_error", reason, "model"
+    detail = f": {terminal.text[:200]}" if terminal is not None and terminal.text else ""
+    if llm_calls == 0:
+        reason = f"the agent failed before its first model call ({exit_text}{detail}): setup, not the model"
+        return "infra_error", reason, "infra"
     if terminal is not None:
-        detail = f": {terminal.text[:200]}" if terminal.text else ""
         return "completed_with_errors", f"agent reported failure ({exit_text}){detail}", "model"
     if result.exit_code in _LAUNCHER_EXITS:
         return "infra_error", f"{_LAUNCHER_EXITS[result.exit_code]} ({exit_text})", "infra"
@@ -113,8 +119,11 @@ def phase_status(
     last_error_class: str | None,
     error_events: int,
     infra_error: str | None,
+    llm_calls: int | None = None,
 ) -> tuple[TrialStatus, str, FailureClass]:
-    """Status, human reason and failure class of one phase (see the table in the module docstring)."""
+    """Status, human reason and failure class of one phase (see the table in the module docstring).
+
+    `llm_calls`: calls the proxy recorded for this phase (None when unknown: row 10 is then skipped)."""
     if infra_error:
         return "infra_error", infra_error, "infra"
     if budget_reason:
@@ -125,4 +134,4 @@ def phase_status(
         return _from_verdict(verdict, terminal, provider_errors, last_error_class)
     if result.stopped:
         return "infra_error", f"stopped by the harness: {result.stop_reason or 'stop requested'}", "infra"
-    return _from_exit(result, terminal, provider_errors, last_error_class, error_events)
+    return _from_exit(result, terminal, provider_errors, last_error_class, error_events, llm_calls)
