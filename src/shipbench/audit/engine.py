@@ -55,18 +55,7 @@ def audit_project(
         )
 
     dimensions, total, tier = score(pack.rubric, hits)
-    findings = [f for d in dimensions for f in d.findings]
-    fact_dump: dict[str, object] = facts.model_dump(mode="json")
-    fact_dump.setdefault("persistence", "none")
-    fact_dump.update(ctx.derived)
-    fact_dump["api_sources"] = [s.model_dump(mode="json") for s in ctx.api.sources]
-    fact_dump["api_verified"] = ctx.api.verified
-    fact_dump["files_scanned"] = len(files.files)
-    fact_dump["files_truncated"] = files.truncated
-    if check_errors:
-        fact_dump["check_errors"] = check_errors
     issues = sorted([*files.issues, *ctx.parse_issues.values()], key=lambda i: (i.path, i.status))
-    calls = sorted(ctx.api.calls, key=lambda c: (c.path, c.line, c.call, c.verdict))
     return AuditResult(
         task=pack.id,
         project=root.resolve().name,
@@ -74,12 +63,26 @@ def audit_project(
         tier=tier,
         verdict=verdict,
         dimensions=dimensions,
-        findings=findings,
-        api_calls=calls,
-        facts=dict(sorted(fact_dump.items())),
+        findings=[f for d in dimensions for f in d.findings],
+        api_calls=sorted(ctx.api.calls, key=lambda c: (c.path, c.line, c.call, c.verdict)),
+        facts=_facts_out(ctx, check_errors),
         file_issues=issues,
         shipbench_version=__version__,
     )
+
+
+def _facts_out(ctx: AuditContext, check_errors: list[str]) -> dict[str, object]:
+    """The `facts` object of the audit JSON: extracted facts, what checks derived, API sources, scan counts."""
+    out: dict[str, object] = ctx.facts.model_dump(mode="json")
+    out.setdefault("persistence", "none")
+    out.update(ctx.derived)
+    out["api_sources"] = [s.model_dump(mode="json") for s in ctx.api.sources]
+    out["api_verified"] = ctx.api.verified
+    out["files_scanned"] = len(ctx.files.files)
+    out["files_truncated"] = ctx.files.truncated
+    if check_errors:
+        out["check_errors"] = check_errors
+    return dict(sorted(out.items()))
 
 
 def _parse_sources(ctx: AuditContext) -> None:
