@@ -77,6 +77,28 @@ def test_entry_point_through_context_and_chat_new(tmp_path: Path) -> None:
     assert run(r.check_no_entry_point, ctx_for(tmp_path / "b", {"app/services/svc.rb": svc2})) == []
 
 
+def test_entry_point_through_a_helper_returning_a_context_or_the_module(tmp_path: Path) -> None:
+    svc = (
+        "class Svc\n"  # 1
+        "  def go(text)\n"  # 2
+        "    conversation = llm.chat(model: 'x')\n"  # 3
+        "    conversation.ask(text).content\n"  # 4
+        "  end\n"
+        "\n"
+        "  private\n"
+        "\n"
+        "  def llm\n"
+        "    RubyLLM.context { |config| config.request_timeout = 60 }\n"
+        "  end\n"
+        "end\n"
+    )
+    ctx = ctx_for(tmp_path / "a", {"app/services/svc.rb": svc})
+    assert run(r.check_no_entry_point, ctx) == []
+    assert run(r.check_no_send, ctx) == []
+    module_helper = svc.replace("RubyLLM.context { |config| config.request_timeout = 60 }", "::RubyLLM")
+    assert run(r.check_no_entry_point, ctx_for(tmp_path / "b", {"app/services/svc.rb": module_helper})) == []
+
+
 def test_raw_http_bypass_net_http_and_url(tmp_path: Path) -> None:
     svc = (
         "require 'net/http'\n"  # 1

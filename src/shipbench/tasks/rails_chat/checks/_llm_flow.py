@@ -63,6 +63,7 @@ class FileFlow:
     parsed: ParsedSource
     kinds: dict[str, str] = field(default_factory=dict)  # variable text -> MODULE | CHAT | OTHER
     chat_methods: set[str] = field(default_factory=set)
+    module_methods: set[str] = field(default_factory=set)  # helpers returning RubyLLM or a RubyLLM.context
     entries: list[CallSite] = field(default_factory=list)
     sends: list[CallSite] = field(default_factory=list)
 
@@ -77,6 +78,8 @@ class FileFlow:
         if t in VARIABLE_TYPES:
             if t == "identifier" and text in self.chat_methods:
                 return CHAT
+            if t == "identifier" and text in self.module_methods:
+                return MODULE
             return self.kinds.get(text)
         if t in LITERAL_TYPES:
             return OTHER
@@ -98,8 +101,13 @@ class FileFlow:
     def _call_kind(self, node: Node) -> str | None:
         method = method_name(self.parsed, node)
         recv = node.child_by_field_name("receiver")
-        if recv is None:
-            return CHAT if method in self.chat_methods else None
+        if recv is None or self.parsed.text(recv) == "self":
+            if method in self.chat_methods:
+                return CHAT
+            if method in self.module_methods:
+                return MODULE
+            if recv is None:
+                return None
         recv_text = self.parsed.text(recv).lstrip(":")
         recv_kind = self.kind(recv)
         if method == "chat" and recv_kind == MODULE:
@@ -109,8 +117,6 @@ class FileFlow:
         if method == "context" and recv_kind == MODULE:
             return MODULE
         if method in FLUENT_METHODS and recv_kind == CHAT:
-            return CHAT
-        if recv_text == "self" and method in self.chat_methods:
             return CHAT
         if method == "new" and recv_text.startswith(LLM_CONSTANT + "::"):
             return LLM_OBJECT
@@ -151,22 +157,30 @@ def _propagate_once(flow: FileFlow) -> bool:
         if name is not None:
             changed |= _bind(flow, parsed.text(name), flow.kind(node.child_by_field_name("value")))
     for node in of_type(parsed.root, "method"):
-        changed |= _method_returns_chat(flow, node)
+        changed |= _method_returns_llm(flow, node)
     for node in of_type(parsed.root, "call"):
         changed |= _block_params(flow, node)
     changed |= _attr_readers(flow)
     return changed
 
 
-def _method_returns_chat(flow: FileFlow, method: Node) -> bool:
+def _method_returns_llm(flow: FileFlow, method: Node) -> bool:
+    """A helper whose body ends in a chat (`def chat = RubyLLM.chat`) or in the module or a context
+    (`def llm = RubyLLM.context { ... }`): calls to it are typed like its result."""
     name_node = method.child_by_field_name("name")
     body = method.child_by_field_name("body")
     if name_node is None or body is None:
         return False
     name = flow.parsed.text(name_node)
-    if name in flow.chat_methods or flow.kind(body) != CHAT:
+    if name in flow.chat_methods or name in flow.module_methods:
         return False
-    flow.chat_methods.add(name)
+    kind = flow.kind(body)
+    if kind == CHAT:
+        flow.chat_methods.add(name)
+    elif kind == MODULE:
+        flow.module_methods.add(name)
+    else:
+        return False
     return True
 
 
