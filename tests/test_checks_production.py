@@ -309,3 +309,17 @@ def test_engine_end_to_end_committed_env_but_not_example(tmp_path: Path) -> None
     assert len(found) == 1
     assert {e.path for e in found[0].evidence} == {".env"}
     assert all(fake not in e.snippet for e in found[0].evidence)
+
+
+def test_inline_script_sink_in_a_view_is_unsafe_output_at_the_template_line(tmp_path: Path) -> None:
+    view = (
+        '<div id="log"></div>\n'  # 1
+        "<script>\n"  # 2
+        "  const render = (data) => {\n"  # 3
+        "    document.getElementById('log').innerHTML += data.html\n"  # 4
+        "    document.getElementById('log').innerHTML += '<hr>'\n"  # 5: a constant is fine
+        "  }\n"
+        "</script>\n"
+    )
+    hits = list(check_unsafe_output(ctx_for(tmp_path, {"app/views/home/index.html.erb": view})))
+    assert [(e.path, e.line) for h in hits for e in h.evidence] == [("app/views/home/index.html.erb", 4)]

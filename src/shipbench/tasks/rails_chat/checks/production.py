@@ -35,6 +35,7 @@ from shipbench.tasks.rails_chat.checks._common import (
     words,
     writes,
 )
+from shipbench.tasks.rails_chat.checks._frontend import js_units
 from shipbench.tasks.rails_chat.checks._js_output import unsafe_js_sinks
 
 SAFE_HTML_METHODS = words(
@@ -144,13 +145,12 @@ def check_unsafe_output(ctx: AuditContext) -> Iterator[Hit]:
             yield Hit("production.unsafe_output", message, (ev,), _loc_key(ev))
         if parsed.kind == "erb":
             yield from _erb_double_equals(ctx, parsed.rel, parsed.source)
-    for prefix in ("app/javascript", "app/assets"):
-        for parsed in ctx.js_sources(prefix):
-            if "/builds/" in parsed.rel or parsed.rel.endswith(".min.js"):  # bundler output, not app code
-                continue
-            for node, message in unsafe_js_sinks(parsed):
-                ev = ctx.at(parsed, node)
-                yield Hit("production.unsafe_output", message, (ev,), _loc_key(ev))
+    for parsed in js_units(ctx):  # JS files and the inline <script> blocks of views
+        if "/builds/" in parsed.rel or parsed.rel.endswith(".min.js"):  # bundler output, not app code
+            continue
+        for node, message in unsafe_js_sinks(parsed):
+            ev = ctx.at(parsed, node)
+            yield Hit("production.unsafe_output", message, (ev,), _loc_key(ev))
 
 
 # ---------------------------------------------------------------- CSRF
