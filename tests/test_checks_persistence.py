@@ -178,6 +178,38 @@ end
     assert ctx.derived["persistence_evidence"] == "app/controllers/chat_controller.rb:5"
 
 
+def test_cookie_jar_handed_to_a_store_and_a_view_only_trim(tmp_path: Path) -> None:
+    store = """\
+class HistoryStore
+  def initialize(jar)
+    @cookie_jar = jar
+  end
+
+  def add(turn)
+    turns = JSON.parse(@cookie_jar.encrypted[:history] || "[]")
+    @cookie_jar.encrypted[:history] = JSON.generate(turns + [turn])
+  end
+end
+"""
+    controller = """\
+class ChatController < ApplicationController
+  def create
+    store = HistoryStore.new(cookies)
+    store.add(ChatService.new([]).call(params[:q]))
+    @history = JSON.parse(cookies.encrypted[:history]).last(4)
+  end
+end
+"""
+    files = {"app/services/chat_service.rb": SERVICE, "app/models/history_store.rb": store,
+             "app/controllers/chat_controller.rb": controller}
+    ctx = make_ctx(tmp_path, files)
+    hits = run(ctx)
+    assert ctx.derived["persistence"] == "session_cookie"
+    # the controller's `.last(4)` only trims what the view shows: the stored history still grows
+    hit = only(hits, "persistence.unbounded_history")
+    assert [(e.path, e.line) for e in hit.evidence] == [("app/models/history_store.rb", 8)]
+
+
 def test_rails_cache_store_is_fine_even_without_ttl(tmp_path: Path) -> None:
     store = """\
 class ConversationStore

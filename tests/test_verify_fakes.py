@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.conftest import write_tree
 from tests.test_verify import verify
 
 from shipbench.audit.ruby.api_model import Param
@@ -324,3 +325,19 @@ def test_arity_problem_follows_ruby_3_binding(fake: list[Param], real: list[Para
     result = arity_problem(Arity.of(fake), Arity.of(real))
     assert (problem in result) if problem else result == ""
     assert bool(result) == bool(problem)
+
+
+def test_calls_chained_on_a_stub_builder_are_not_gem_calls(tmp_path: Path) -> None:
+    test_src = (
+        'require "test_helper"\n'
+        "class ServiceTest < ActiveSupport::TestCase\n"
+        '  test "errors" do\n'
+        "    RubyLLM::Chat.stubs(:new).raises(RubyLLM::ServerError.new(nil, 'boom'))\n"  # 4
+        "    RubyLLM::Chat.any_instance.stubs(:ask).returns(nil)\n"  # 5
+        "  end\n"
+        "end\n"
+    )
+    report = verify(lambda files: write_tree(tmp_path / "p", files), {"test/services/s_test.rb": test_src})
+    calls = sorted((c.line, c.call, c.verdict) for c in report.calls)
+    assert all(".stubs" not in call and ".any_instance" not in call for _, call, _ in calls), calls
+    assert (4, "RubyLLM::ServerError", "ok") in calls

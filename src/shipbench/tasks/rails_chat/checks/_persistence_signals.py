@@ -39,7 +39,10 @@ _HISTORY_PARAM_RE = re.compile(r"^(?:messages|history|histories|conversation|tra
 _ID_RE = re.compile(r"(?:^|_)(?:id|ids|key|token|uuid)$", re.I)
 _VALUE_CONV_RE = re.compile(r"\brole\b|messages|histor|conversation|transcript", re.I)
 _SESSION_RE = re.compile(r"^(?:@?session|request\.session|controller\.session)$")
-_COOKIE_RE = re.compile(r"^cookies(?:\.(?:permanent|encrypted|signed))*$")
+# the cookie jar itself, or one handed to a store object (`@cookies`, `@cookie_jar`, `request.cookie_jar`)
+_COOKIE_RE = re.compile(
+    r"^(?:@?cookies|@?cookie_jar|request\.cookie_jar|request\.cookies)(?:\.(?:permanent|encrypted|signed))*$"
+)
 _APPEND_METHODS = frozenset({"push", "append", "concat", "unshift", "prepend", "insert", "store", "merge!"})
 _MUTATORS = _APPEND_METHODS | {
     "delete",

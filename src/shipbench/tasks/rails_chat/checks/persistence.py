@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from shipbench.audit.checks import AuditContext, Check, Hit
 from shipbench.audit.ruby.parse import Node, ParsedSource, of_type
-from shipbench.tasks.rails_chat.checks._common import app_ruby, calls, llm_entry_calls, llm_sources
+from shipbench.tasks.rails_chat.checks._common import app_ruby, calls, is_controller, llm_entry_calls, llm_sources
 from shipbench.tasks.rails_chat.checks._persistence_signals import (
     HISTORY_RE,
     SERVER_KINDS,
@@ -139,7 +139,10 @@ def _capped_call(parsed: ParsedSource, keys: set[str]) -> bool:
         args = site.node.child_by_field_name("arguments")
         if site.method in _CAP_NEEDS_ARG and args is None:
             continue
-        named = [site.receiver, _assigned_to(parsed, site.node), parsed.text(args) if args else ""]
+        target = _assigned_to(parsed, site.node)
+        if target.startswith("@") and not target.startswith("@@") and is_controller(parsed):
+            continue  # `@messages = history.last(2)` in an action trims what the view shows, not what is stored
+        named = [site.receiver, target, parsed.text(args) if args else ""]
         if any(_historyish(text, keys) for text in named):
             return True
     return False
