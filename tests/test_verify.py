@@ -265,3 +265,9 @@ def test_injected_dependency_is_verified_through_its_default(project: Build) -> 
     assert at(report, 7, "RubyLLM.chat").verdict == "ok"
     assert at(report, 8, "Chat#with_instructions").verdict == "ok"
     assert at(report, 9, "Chat#send_message").verdict == "missing"
+
+
+def test_missing_calls_suggest_the_documented_real_name_first(project: Build) -> None:
+    report = verify(project, in_method("chat.with_system_prompt('be brief')\nchat.ask(text).message"))
+    assert at(report, 4, "Chat#with_system_prompt").suggestions[0] == "with_instructions"
+    assert at(report, 5, "Message#message").suggestions[0] == "content"

@@ -341,3 +341,62 @@ def test_calls_chained_on_a_stub_builder_are_not_gem_calls(tmp_path: Path) -> No
     calls = sorted((c.line, c.call, c.verdict) for c in report.calls)
     assert all(".stubs" not in call and ".any_instance" not in call for _, call, _ in calls), calls
     assert (4, "RubyLLM::ServerError", "ok") in calls
+
+
+MOCK_TEST = """\
+require "test_helper"
+class AssistantTest < ActiveSupport::TestCase
+  test "minitest mock injected through RubyLLM.stub" do
+    chat = Minitest::Mock.new
+    chat.expect(:send_message, "hi", [String])
+    reply = Minitest::Mock.new
+    reply.expect(:text, "hello")
+    chat.expect(:ask, reply, [String])
+    RubyLLM.stub(:chat, chat) { Assistant.new.reply("yo") }
+  end
+
+  test "mocha mock returned by Chat.new" do
+    llm = mock("chat")
+    llm.expects(:user).with("yo")
+    llm.expects(:with_instructions).returns(llm)
+    RubyLLM::Chat.stubs(:new).returns(llm)
+  end
+
+  test "a mock nobody injects is not judged" do
+    loose = Minitest::Mock.new
+    loose.expect(:whatever, 1)
+  end
+
+  test "real names pass" do
+    good = Minitest::Mock.new
+    good.expect(:add_message, nil, [Hash])
+    good.expect(:ask, stub(content: "fine"), [String])
+    RubyLLM.stub(:chat, good) { Assistant.new.reply("yo") }
+  end
+end
+"""
+
+RSPEC_MOCK = """\
+RSpec.describe Assistant do
+  it "uses a double" do
+    fake = double("chat", with_instructions: nil)
+    allow(RubyLLM).to receive(:chat).and_return(fake)
+    allow(fake).to receive(:send_message).and_return("hi")
+  end
+end
+"""
+
+
+def test_mocks_injected_as_a_gem_value_must_answer_real_methods(tmp_path: Path) -> None:
+    files: dict[str, str | bytes] = {"test/assistant_test.rb": MOCK_TEST, "spec/assistant_spec.rb": RSPEC_MOCK}
+    report = verify(lambda f: write_tree(tmp_path / "p", f), files)
+    found = sorted((f.path, f.line, f.name, f.real) for f in report.fakes)
+    assert found == [
+        ("spec/assistant_spec.rb", 5, "fake (mock Chat)#send_message", "Chat"),
+        ("test/assistant_test.rb", 5, "chat (mock Chat)#send_message", "Chat"),
+        ("test/assistant_test.rb", 7, "reply (mock Message)#text", "Message"),  # Chat#ask returns a Message
+        ("test/assistant_test.rb", 14, "llm (mock Chat)#user", "Chat"),
+    ]
+    by_name = {f.name: f for f in report.fakes}
+    assert "did you mean ask" in by_name["chat (mock Chat)#send_message"].detail
+    assert "did you mean content" in by_name["reply (mock Message)#text"].detail

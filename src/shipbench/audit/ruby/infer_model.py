@@ -78,6 +78,9 @@ KNOWN_MISNAMES: dict[str, dict[tuple[str, str], str]] = {
         ("Chat", "user"): "add_message",
         ("Chat", "assistant"): "add_message",
         ("Chat", "system"): "with_instructions",
+        ("Chat", "with_system_prompt"): "with_instructions",
+        ("Chat", "system_prompt"): "with_instructions",
+        ("Chat", "with_system_message"): "with_instructions",
     }
 }
 

@@ -18,6 +18,7 @@ from shipbench.audit.ruby.infer_model import (
     ENUMERABLE_METHODS,
     ITERATORS,
     KNOWN_BLOCK_PARAMS,
+    KNOWN_MISNAMES,
     KNOWN_RETURNS,
     MODULE_METHODS,
     OBJECT_METHODS,
@@ -115,12 +116,28 @@ class GemApi:
         return self._lookups[key]
 
     def suggestions(self, class_name: str, method: str, singleton: bool) -> list[str]:
+        """Nearest real names, led by the documented real name of a commonly invented one (text -> content)."""
         if self.index is None:
             return []
         try:
-            return list(suggest(self.index, class_name, method, singleton=singleton))[:5]
+            near = list(suggest(self.index, class_name, method, singleton=singleton))[:5]
         except Exception:
-            return []
+            near = []
+        real = None if singleton else self._misname(class_name, method)
+        return [real, *(h for h in near if h != real)][:5] if real else near
+
+    def _misname(self, class_name: str, method: str) -> str | None:
+        known = KNOWN_MISNAMES.get(self.gem, {})
+        current: str | None = class_name
+        for _ in range(8):  # the class, then its superclasses (a Chunk is a Message)
+            cls = self.find_class(current) if current is not None else None
+            if cls is None:
+                return None
+            real = known.get((relative(cls.name, self.namespace), method))
+            if real is not None and self.lookup(class_name, real, False).method is not None:
+                return real
+            current = qualify(cls.superclass, self.namespace) if cls.superclass else None
+        return None
 
     def is_core(self, rtype: RType, method: str) -> bool:
         """A Ruby core method the receiver answers without the gem defining it."""

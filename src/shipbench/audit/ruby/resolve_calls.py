@@ -10,6 +10,7 @@ are never reported; test-double API (`stub`, `expects`, ...) in tests is left to
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from shipbench.audit.models import ApiCall, Definition, Verdict
@@ -115,8 +116,8 @@ class FileCalls:
         api = self.types.api_for(rtype.name)
         if api is None:
             return
-        if rtype.kind == "opaque" and _rooted_in_missing_constant(api, rtype.name):
-            return  # the missing constant is the finding; calls on what it would return say nothing more
+        if rtype.kind == "opaque" and _rooted_in_missing(api, rtype.name):
+            return  # the missing constant or method is the finding; calls on its result say nothing more
         writer = _is_attribute_write(node)
         name = method + "=" if writer else method
         if rtype.kind != "opaque" and self.defs.defines(rtype.name, name):
@@ -168,12 +169,23 @@ class FileCalls:
         )  # fmt: skip
 
 
-def _rooted_in_missing_constant(api: GemApi, origin: str) -> bool:
-    """`RubyLLM::Client.new.chat` -> is `RubyLLM::Client` absent from the gem (so already reported missing)?"""
-    root = origin.split(".", 1)[0].split("#", 1)[0]
-    if api.index is None or root == api.namespace:
+_ORIGIN_RE = re.compile(r"^(?P<root>[^.#]+)(?:(?P<sep>[.#])(?P<first>[^.#]+))?")
+
+
+def _rooted_in_missing(api: GemApi, origin: str) -> bool:
+    """Does an unresolved value come from something already reported missing: a constant the gem lacks
+    (`RubyLLM::Client.new.chat`) or a method it certainly lacks (`Message#message.content`)?"""
+    match = _ORIGIN_RE.match(origin)
+    if api.index is None or match is None or match["root"] == api.namespace:
         return False
-    return api.find_class(root) is None and api.constant_location(root) is None and api.foreign_constant(root) is None
+    root, first, singleton = match["root"], match["first"], match["sep"] == "."
+    if api.find_class(root) is None:
+        return api.constant_location(root) is None and api.foreign_constant(root) is None
+    if not first:
+        return False
+    found = api.lookup(root, first, singleton)
+    receiver = RType.const(root) if singleton else RType.instance(root)
+    return found.method is None and found.certain and not api.is_core(receiver, first)
 
 
 def _is_attribute_write(node: Node) -> bool:

@@ -6,6 +6,7 @@ with_instructions); the gem class it imitates is the one sharing the most method
 What a fake's method returns where the real one returns a known class (Chat#ask -> Message) is
 checked against that class in turn (test classes, Structs, OpenStructs; see fake_shapes), and a fake
 method whose signature no real call can share is a `fake_signature` (see fake_signatures).
+Mock objects injected as a stubbed gem method's result are checked by fake_mocks.
 Stubs are Minitest `X.stub(:m)`, Mocha `X.stubs/expects(:m)` and `X.any_instance.stubs(:m)`, RSpec
 `allow(X).to receive(:m)` / `allow_any_instance_of(X)` and `stub_const("RubyLLM::X")`.
 Invariants: only called with a gem index in hand; a mismatch is reported only when the lookup proves
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 
 from shipbench.audit.ruby.api_model import MethodDef
 from shipbench.audit.ruby.api_params import params_of
+from shipbench.audit.ruby.fake_mocks import mock_mismatches
 from shipbench.audit.ruby.fake_shapes import (
     Returning,
     Shape,
@@ -28,7 +30,7 @@ from shipbench.audit.ruby.fake_shapes import (
     returned_shapes,
 )
 from shipbench.audit.ruby.fake_signatures import format_params, signature_problem
-from shipbench.audit.ruby.infer_model import KNOWN_MISNAMES, RType, display_call, qualify, relative
+from shipbench.audit.ruby.infer_model import RType, display_call, relative
 from shipbench.audit.ruby.infer_types import FileTypes
 from shipbench.audit.ruby.parse import Node, ParsedSource, line_of, walk
 from shipbench.audit.ruby.resolve_api import GemApi
@@ -54,6 +56,7 @@ def find_fakes(parsed: ParsedSource, types: FileTypes, api: GemApi) -> list[Fake
             out += _fake_class_mismatches(parsed, node, api, shapes)
         elif node.type == "call":
             out += _stub_mismatches(parsed, node, types, api)
+    out += mock_mismatches(parsed, types, api)
     unique = {(f.kind, f.name, f.line): f for f in out}
     return list(unique.values())
 
@@ -110,7 +113,7 @@ def _absent(walk_: _Walk, shape: Shape, real: str, method: str, node: Node, via:
     if not found.certain or api.is_core(RType.instance(real), method):
         return []
     rel = relative(real, api.namespace)
-    hint = _hints(api, real, method, False)
+    hint = api.suggestions(real, method, False)
     detail = f"{rel} has no method {method}" + (f"; did you mean {', '.join(hint)}?" if hint else "")
     detail += f" ({via} returns it where the real method returns a {rel})" if via else ""
     return [
@@ -155,21 +158,6 @@ def _returned(walk_: _Walk, shape: Shape, real: str, method: str, def_node: Node
         if returned.name != shape.name:
             out += _compare(walk_, returned, result.name, label, depth + 1)
     return out
-
-
-def _hints(api: GemApi, class_name: str, method: str, singleton: bool) -> list[str]:
-    """Near spellings, led by the documented real name for a commonly invented one (text -> content)."""
-    hints = api.suggestions(class_name, method, singleton)
-    known = KNOWN_MISNAMES.get(api.gem, {})
-    current: str | None = class_name
-    for _ in range(8 if not singleton else 0):
-        if current is None or (cls := api.find_class(current)) is None:
-            break
-        real_name = known.get((relative(cls.name, api.namespace), method))
-        if real_name is not None and api.lookup(class_name, real_name, False).method is not None:
-            return [real_name, *(h for h in hints if h != real_name)][:5]
-        current = qualify(cls.superclass, api.namespace) if cls.superclass else None
-    return hints
 
 
 def _read_fake(parsed: ParsedSource, node: Node) -> Shape | None:
@@ -298,7 +286,7 @@ def _check_stubbed(
         found = api.lookup(target.name, method, singleton)
         if found.method is not None or not found.certain or api.is_core(target, method):
             continue
-        hint = _hints(api, target.name, method, singleton)
+        hint = api.suggestions(target.name, method, singleton)
         detail = f"{target.name} has no {'class ' if singleton else ''}method {method}"
         detail += f"; did you mean {', '.join(hint)}?" if hint else ""
         out.append(
