@@ -50,3 +50,21 @@ def test_unknown_task_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["audit", str(tmp_path), "--task", "nope"])
     assert result.exit_code == 2
     assert "unknown task" in result.output
+
+
+def test_audit_says_when_calls_could_not_be_verified(tmp_path: Path) -> None:
+    project = write_tree(
+        tmp_path / "p",
+        {
+            "Gemfile": 'gem "rails"\ngem "ruby_llm"\n',
+            "Gemfile.lock": "GEM\n  specs:\n    ruby_llm (1.14.1)\n",
+            "config/application.rb": "module A; end\n",
+            "app/services/s.rb": "class S\n  def go = RubyLLM.chat.ask('x').content\nend\n",
+        },
+    )
+    result = runner.invoke(app, ["audit", str(project), "--json", str(tmp_path / "a.json")])
+    assert result.exit_code == 0, result.output
+    assert "ruby_llm calls not verified" in result.output
+    assert "--gem-source ruby_llm=DIR" in result.output
+    verdicts = {c["verdict"] for c in json.loads((tmp_path / "a.json").read_text())["api_calls"]}
+    assert verdicts == {"unverifiable"}

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from shipbench import __version__
 from shipbench.audit.engine import AuditInputError, audit_project
+from shipbench.audit.models import AuditResult
 from shipbench.audit.report_md import render_markdown
 from shipbench.audit.serialize import to_json
 from shipbench.tasks.pack import TaskPackError, load_task
@@ -80,6 +81,19 @@ def audit(
         err.print(
             f"{result.project}: {result.score}/100 tier {result.tier} ({result.verdict})", highlight=False
         )
+    for note in _unverified_notes(result):
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def _unverified_notes(result: AuditResult) -> list[str]:
+    """Say so when library calls could not be verified: their verdicts are all `unverifiable`."""
+    sources = result.facts.get("api_sources")
+    notes: list[str] = []
+    for source in sources if isinstance(sources, list) else []:
+        if isinstance(source, dict) and not source.get("path"):
+            gem, why = source.get("gem"), source.get("note") or "no source found"
+            notes.append(f"{gem} calls not verified: {why}; pass --gem-source {gem}=DIR to verify them")
+    return notes
 
 
 @app.command()
