@@ -212,3 +212,24 @@ def test_index_is_deterministic() -> None:
     a = _index("ruby_llm-1.14.1").model_dump_json()
     b = _index("ruby_llm-1.14.1").model_dump_json()
     assert a == b
+
+
+def test_pass_through_wrappers_are_marked_and_others_are_not(tmp_path: Path) -> None:
+    lib = tmp_path / "wrap-0.1.0" / "lib"
+    lib.mkdir(parents=True)
+    (lib / "wrap.rb").write_text(
+        "module Wrap\n"
+        "  class Param\n    def initialize(name, desc: nil); end\n  end\n"
+        "  class Tool\n"
+        "    def self.param(name, **options)\n      params[name] = Param.new(name, **options)\n    end\n"
+        "    def self.renamed(name, **options)\n      Param.new(name.to_s, **options)\n    end\n"
+        "    def self.reordered(a, b, **options)\n      Param.new(b, a, **options)\n    end\n"
+        "  end\n"
+        "end\n",
+        encoding="utf-8",
+    )
+    index = build_index(tmp_path / "wrap-0.1.0")
+    methods = index.classes["Wrap::Tool"].singleton_methods
+    assert methods["param"].passes_through and methods["param"].forwards_to == "Wrap::Param#initialize"
+    assert not methods["renamed"].passes_through  # name.to_s is not the parameter itself
+    assert not methods["reordered"].passes_through

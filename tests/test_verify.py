@@ -271,3 +271,18 @@ def test_missing_calls_suggest_the_documented_real_name_first(project: Build) ->
     report = verify(project, in_method("chat.with_system_prompt('be brief')\nchat.ask(text).message"))
     assert at(report, 4, "Chat#with_system_prompt").suggestions[0] == "with_instructions"
     assert at(report, 5, "Message#message").suggestions[0] == "content"
+
+
+def test_keywords_passed_through_a_wrapper_are_checked_at_the_callee(project: Build) -> None:
+    tool = (
+        "class WeatherTool < RubyLLM::Tool\n"  # 1
+        "  description 'Weather for a city'\n"  # 2
+        "  param :city, desc: 'City name'\n"  # 3: Tool.param(name, **options) -> Parameter.new(name, **options)
+        "  param :unit, description: 'C or F', required: false\n"  # 4: the real keyword is desc:
+        "end\n"
+    )
+    report = verify(project, {"app/tools/weather_tool.rb": tool})
+    assert at(report, 3, "Tool.param").verdict == "ok"
+    bad = at(report, 4, "Tool.param")
+    assert bad.verdict == "bad_arguments"
+    assert "unknown keyword: description" in bad.detail and "Parameter#initialize" in bad.detail

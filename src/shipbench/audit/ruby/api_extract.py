@@ -263,6 +263,7 @@ class Extraction(CallHandlers):
             location=self.loc(node),
             returns_self=facts.returns_self,
             yields=facts.yields,
+            passes_through=facts.passes_through,
         )
         if facts.forward_target is not None:
             self.pending.forwards.append((md, scope.cls.name, singleton, scope.nesting, facts.forward_target))

@@ -58,6 +58,11 @@ class MethodDef(_M):
         "'Chat.new', 'Chat#ask'",
     )
     returns: str | None = Field(default=None, description="class name the method returns, when evident")
+    passes_through: bool = Field(
+        default=False,
+        description="the body hands every parameter unchanged, in order, to forwards_to "
+        "(`def param(name, **options) = Parameter.new(name, **options)`): the callee's parameters apply",
+    )
 
 
 class ClassDef(_M):

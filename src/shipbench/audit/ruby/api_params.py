@@ -79,6 +79,7 @@ class BodyFacts:
     returns_self: bool = False
     yields: bool = False
     forward_target: str | None = None  # raw: "Chat#initialize", "Embedding.embed", "#other", ".other"
+    passes_through: bool = False  # the forwarding call receives exactly the def's own parameters, in order
     returns_const: str | None = None  # raw constant text of a trailing `Klass.new(...)`
     mm_calls_super_only: bool = False
 
@@ -93,9 +94,32 @@ def body_facts(src: ParsedSource, method: Node, params: list[Param]) -> BodyFact
     facts.returns_self = last.type == "self"
     if last.type == "call":
         facts.returns_const = _new_of(src, last)
-        if _forwards_params(src, last, params):
-            facts.forward_target = _call_target(src, last)
+    # `x[k] = Other.new(name, **opts)` / `@x = other(...)`: the value of the last statement is the call
+    right = last.child_by_field_name("right") if last.type == "assignment" else None
+    call = last if last.type == "call" else (right if right is not None and right.type == "call" else None)
+    if call is not None and _forwards_params(src, call, params):
+        facts.forward_target = _call_target(src, call)
+        facts.passes_through = _passes_through(src, call, params)
     return facts
+
+
+_PASSED = {"req": "identifier", "opt": "identifier", "rest": "splat_argument", "keyrest": "hash_splat_argument",
+           "block": "block_argument"}  # fmt: skip
+
+
+def _passes_through(src: ParsedSource, call: Node, params: list[Param]) -> bool:
+    """The call's arguments are the def's parameters themselves, in order: `name, *rest, **opts, &blk`."""
+    args = call.child_by_field_name("arguments")
+    given = [a for a in args.named_children if a.type != "comment"] if args is not None else []
+    if len(given) != len(params) or any(p.kind not in _PASSED or p.name is None for p in params):
+        return False
+    for param, arg in zip(params, given, strict=True):
+        if arg.type != _PASSED[param.kind]:
+            return False
+        name = arg if arg.type == "identifier" else (arg.named_children[0] if arg.named_children else None)
+        if name is None or src.text(name) != param.name:
+            return False
+    return True
 
 
 def _calls_yield(src: ParsedSource, method: Node) -> bool:

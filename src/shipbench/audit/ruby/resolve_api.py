@@ -158,14 +158,14 @@ class GemApi:
     # ---- forwarding
 
     def effective(self, method: MethodDef, owner: str | None) -> Effective:
-        """Follow `forwards_to` while the parameters are (...) or *args/**kw."""
+        """Follow `forwards_to` while the parameters are (...), *args/**kw, or passed through unchanged."""
         current, current_owner, hops = method, owner or self.namespace, 0
         takes_block = False
         via = ""
         while True:
             kinds = {p.kind for p in current.params}
             takes_block = takes_block or ("block" in kinds and "fwd" not in kinds) or current.yields
-            forwards = "fwd" in kinds or ("rest" in kinds and "keyrest" in kinds)
+            forwards = "fwd" in kinds or ("rest" in kinds and "keyrest" in kinds) or current.passes_through
             if not forwards:
                 return Effective(list(current.params), takes_block, via)
             if current.forwards_to is None:
