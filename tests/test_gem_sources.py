@@ -74,3 +74,17 @@ def test_corrupt_cache_is_rewritten(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     rebuilt = index_cached(gem, "ruby_llm", "1.14.1")
     assert "RubyLLM::Chat" in rebuilt.classes
     assert json.loads(cached.read_text())["gem"] == "ruby_llm"
+
+
+def test_a_changed_extractor_does_not_reuse_old_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(gem_sources, "_MEMO", {})
+    gem = _install(tmp_path, "ruby_llm-1.14.1")
+    index_cached(gem, "ruby_llm", "1.14.1")
+    (cached,) = (tmp_path / "cache" / "shipbench" / "api-index").glob("*.json")
+    stale = json.loads(cached.read_text())
+    stale["classes"].pop("RubyLLM::Chat")  # what an older extractor might have written
+    cached.write_text(json.dumps(stale))
+    monkeypatch.setattr(gem_sources, "_MEMO", {})
+    monkeypatch.setattr(gem_sources, "EXTRACTOR_VERSION", gem_sources.EXTRACTOR_VERSION + 1)
+    assert "RubyLLM::Chat" in index_cached(gem, "ruby_llm", "1.14.1").classes

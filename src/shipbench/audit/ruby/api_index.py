@@ -23,6 +23,9 @@ MAX_FILE_BYTES = 2_000_000
 _DIR_VERSION = re.compile(r"^(?P<name>.+?)-(?P<version>\d+(?:\.[0-9A-Za-z]+)*)$")
 _VERSION_CONST = re.compile(rb"""VERSION\s*=\s*['"]([^'"]+)['"]""")
 
+# Bump whenever extraction changes what an index holds: on-disk caches are keyed by it.
+EXTRACTOR_VERSION = 2
+
 
 def name_version_from_dir(gem_dir: Path) -> tuple[str, str | None]:
     """`ruby_llm-1.14.1` -> ("ruby_llm", "1.14.1"); otherwise (dir name, version.rb VERSION or None)."""

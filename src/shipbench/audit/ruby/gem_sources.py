@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from shipbench.audit.ruby.api_index import (
+    EXTRACTOR_VERSION,
     build_index,
     name_version_from_dir,
     source_files,
@@ -159,12 +160,13 @@ def source_digest(gem_dir: Path) -> str:
 
 
 def index_cached(gem_dir: Path, gem: str, version: str | None) -> ApiIndex:
-    """`build_index`, memoised in-process and on disk; keyed by the sources' digest."""
+    """`build_index`, memoised in-process and on disk; keyed by the sources' digest and EXTRACTOR_VERSION
+    (a changed extractor must not reuse an index an older one wrote)."""
     digest = source_digest(gem_dir)
     key = (str(gem_dir.resolve()), gem, version, digest)
     if key in _MEMO:
         return _MEMO[key]
-    path = cache_dir() / f"{_safe(gem)}-{_safe(version or 'unknown')}-{digest}.json"
+    path = cache_dir() / f"{_safe(gem)}-{_safe(version or 'unknown')}-{digest}-x{EXTRACTOR_VERSION}.json"
     index = _read_cache(path, gem_dir)
     if index is None:
         index = build_index(gem_dir, gem, version)
