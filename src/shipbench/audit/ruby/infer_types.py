@@ -17,7 +17,7 @@ value" and nothing is ever guessed: anything outside these rules is `None`.
 from __future__ import annotations
 
 from shipbench.audit.ruby.infer_model import RType
-from shipbench.audit.ruby.parse import Node, ParsedSource
+from shipbench.audit.ruby.parse import Node, ParsedSource, enclosing
 from shipbench.audit.ruby.resolve_api import GemApi
 
 SCOPES = frozenset({"method", "singleton_method", "class", "module", "singleton_class", "program"})
@@ -265,12 +265,7 @@ def scope_of(node: Node) -> Node:
 
 
 def enclosing_class(node: Node) -> Node | None:
-    current = node.parent
-    while current is not None:
-        if current.type in CLASS_SCOPES:
-            return current
-        current = current.parent
-    return None
+    return enclosing(node, *CLASS_SCOPES)
 
 
 def _walk_scope(scope: Node, *, descend_methods: bool) -> list[Node]:
