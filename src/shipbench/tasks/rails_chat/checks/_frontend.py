@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 from shipbench.audit.checks import AuditContext
 from shipbench.audit.ruby.parse import Node, ParsedSource, of_type, parse_js
+from shipbench.tasks.rails_chat.checks._js_output import HTML_PROPERTIES as HTML_SINK_PROPS
+from shipbench.tasks.rails_chat.checks._js_output import html_sinks, js_callee
 
 JS_DIRS = ("app/javascript", "app/assets/javascripts")
 _BLOCK_RE = re.compile(rb"<(script|style)\b([^>]*)>(.*?)</\1\s*>", re.I | re.S)
 _ERB_TAG_RE = re.compile(rb"<%.*?%>", re.S)
 _TYPE_RE = re.compile(r"""\btype\s*=\s*["']?([^"'\s>]+)""", re.I)
 _JS_TYPES = frozenset({"", "text/javascript", "application/javascript", "module", "text/ecmascript"})
-HTML_SINK_PROPS = frozenset({"innerHTML", "outerHTML"})
 
 
 @dataclass(frozen=True)
@@ -103,18 +104,6 @@ def js_units(ctx: AuditContext) -> list[ParsedSource]:
 # ---- JavaScript syntax recognisers
 
 
-def js_callee(parsed: ParsedSource, call: Node) -> tuple[str, str]:
-    """`(object_text, name)` of a call_expression: `fetch(..)` -> ('', 'fetch'), `a.b.c()` -> ('a.b', 'c')."""
-    func = call.child_by_field_name("function")
-    if func is None:
-        return "", ""
-    if func.type == "member_expression":
-        obj = func.child_by_field_name("object")
-        prop = func.child_by_field_name("property")
-        return (parsed.text(obj) if obj else "", parsed.text(prop) if prop else "")
-    return "", parsed.text(func)
-
-
 def js_calls(parsed: ParsedSource, *names: str) -> Iterator[Node]:
     wanted = set(names)
     for node in of_type(parsed.root, "call_expression"):
@@ -138,17 +127,12 @@ def _is_empty_string(parsed: ParsedSource, node: Node | None) -> bool:
 def js_html_sinks(parsed: ParsedSource) -> list[Node]:
     """Where HTML text is written into the DOM: `x.innerHTML = / +=` (not clearing it with '') and
     `x.insertAdjacentHTML(...)`."""
-    sinks: list[Node] = []
-    for node in of_type(parsed.root, "assignment_expression", "augmented_assignment_expression"):
-        left = node.child_by_field_name("left")
-        if left is None or left.type != "member_expression":
-            continue
-        prop = left.child_by_field_name("property")
-        clears = _is_empty_string(parsed, node.child_by_field_name("right"))
-        if prop is not None and parsed.text(prop) in HTML_SINK_PROPS and not clears:
-            sinks.append(node)
-    sinks.extend(js_calls(parsed, "insertAdjacentHTML"))
-    return sorted(sinks, key=lambda n: n.start_byte)
+    return [
+        s.node
+        for s in html_sinks(parsed)
+        if s.label in HTML_SINK_PROPS | {"insertAdjacentHTML"}
+        and not (s.label in HTML_SINK_PROPS and _is_empty_string(parsed, s.value))
+    ]
 
 
 def js_import_sources(parsed: ParsedSource) -> list[str]:

@@ -24,12 +24,12 @@ from shipbench.tasks.rails_chat.checks._common import (
     llm_entry_calls,
 )
 from shipbench.tasks.rails_chat.checks._frontend import (
-    js_callee,
     js_calls,
     js_fetch_calls,
     js_units,
     view_sources,
 )
+from shipbench.tasks.rails_chat.checks._js_output import js_callee
 
 SERVER_KINDS = frozenset({"session_cookie", "rails_cache", "database", "singleton", "class_variable"})
 CONV_RE = re.compile(r"messag|histor|conversation|chat|transcript|thread|turns|dialog", re.I)
