@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import pytest
 from tests.conftest import make_context, write_tree
 
 from shipbench.audit.checks import AuditContext, Hit
@@ -161,7 +162,7 @@ def test_missing_api_one_hit_per_call_with_all_places_and_suggestion(tmp_path: P
         ApiCall(path="app/services/s.rb", line=3, call="Chat#ask", verdict="ok"),
     ]  # fmt: skip
     hits = run(r.check_missing_api, _api_ctx(tmp_path, calls))
-    assert [h.key for h in hits] == ["Message#text"]
+    assert [h.key for h in hits] == ["Message"]  # one invented idiom per class
     assert places(hits) == [("app/services/s.rb", 3), ("app/services/s.rb", 4)]
     assert "does not exist on Message" in hits[0].message and "`content`" in hits[0].message
     assert hits[0].evidence[0].snippet  # the real source line
@@ -173,7 +174,7 @@ def test_bad_arguments_and_unverified_report(tmp_path: Path) -> None:
                 detail="unknown keyword: messages"),
     ]  # fmt: skip
     hits = run(r.check_bad_arguments, _api_ctx(tmp_path / "a", calls))
-    assert [(h.rule, h.key) for h in hits] == [("rubyllm.bad_arguments", "RubyLLM.chat")]
+    assert [(h.rule, h.key) for h in hits] == [("rubyllm.bad_entry_arguments", "RubyLLM.chat")]
     assert "unknown keyword: messages" in hits[0].message
     unverified = _api_ctx(tmp_path / "b", calls, source_path=None)
     assert run(r.check_bad_arguments, unverified) == []
@@ -339,11 +340,44 @@ def test_invented_client_send_with_hash_digging_has_no_response_accessor(tmp_pat
     assert places(run(r.check_no_response_accessor, ctx)) == [("app/services/completion.rb", 6)]
 
 
-def test_messages_keyword_on_entry_is_not_a_replay(tmp_path: Path) -> None:
+def test_messages_keyword_on_entry_is_no_replay_but_not_charged_twice(tmp_path: Path) -> None:
     svc = (
         "class G\n  def respond(history, text)\n"
         "    chat = RubyLLM.chat(model: 'm', messages: history)\n"
         "    chat.ask(text).content\n  end\nend\n"
     )
-    hits = run(r.check_no_multi_turn, ctx_for(tmp_path, {"app/services/g.rb": svc}))
-    assert places(hits) == [("app/services/g.rb", 3)]
+    ctx = ctx_for(tmp_path, {"app/services/g.rb": svc})
+    assert run(r.check_no_multi_turn, ctx) == []  # the rejected entry call carries the defect
+    assert ctx.derived["multi_turn"] is False  # but it is not multi-turn
+
+
+# ---------------------------------------------------------------- core path (severity trigger), per hit
+
+_STRAIGHT = "class Reply\n  def call(t)\n    c = RubyLLM.chat\n    c.user(t)\n    c.ask(t).content\n  end\nend\n"
+_REPLAY_NO_HISTORY = (
+    "module Bot\n  class Turn\n    def initialize\n      @past = []\n    end\n\n"
+    "    def run(text)\n      llm = RubyLLM.chat\n      @past.each { |m| llm.user(m) }\n      llm.ask(text).content\n"
+    "    end\n  end\nend\n"
+)
+_IN_RESCUE = (
+    "class Answer\n  def go(q)\n    RubyLLM.chat.ask(q).content\n  rescue RubyLLM::Error\n"
+    "    RubyLLM.chat.user(q)\n  end\nend\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "core"),
+    [(_STRAIGHT, 4, True), (_REPLAY_NO_HISTORY, 9, False), (_IN_RESCUE, 5, False)],
+    ids=["straight-line", "replay-loop-over-discarded-history", "inside-rescue"],
+)
+def test_missing_call_is_tagged_core_path_only_when_every_turn_runs_it(
+    tmp_path: Path, source: str, line: int, core: bool
+) -> None:
+    ctx = ctx_for(tmp_path, {"app/lib/x.rb": source})
+    ctx.api = ApiReport(
+        calls=[ApiCall(path="app/lib/x.rb", line=line, call="Chat#user", verdict="missing")],
+        sources=[GemSource(gem="ruby_llm", locked_version="1.14.1", used_version="1.14.1", path="x")],
+    )
+    hits = run(r.check_missing_api, ctx)
+    assert [h.rule for h in hits] == ["rubyllm.missing_api"]
+    assert ("core_path" in hits[0].tags) is core

@@ -59,7 +59,7 @@ def test_crashing_check_is_recorded_not_raised(tmp_path: Path) -> None:
     result = audit_project(project, load_task(pack))
     assert result.facts["check_errors"] == ["boom: RuntimeError('kaboom')"]
     assert [f.rule for f in result.findings] == ["deliverables.compose_missing"]
-    assert result.score == 100 - 4
+    assert result.score == 100 - load_task(pack).rubric.rules["deliverables.compose_missing"].points
 
 
 def test_unparsable_ruby_is_recorded(tmp_path: Path) -> None:

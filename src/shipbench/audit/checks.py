@@ -29,13 +29,16 @@ class Hit:
     """One distinct problem found by a check.
 
     `key` tells distinct hits of the same rule apart (a gem name, a call name); hits of one rule
-    with the same key are merged, their evidence joined.
+    with the same key are merged, their evidence and tags joined. `tags` say what the hit means
+    beyond its rule (e.g. "core_path": it breaks the call that serves a user turn); the rubric's
+    severity classes may trigger on them.
     """
 
     rule: str
     message: str
     evidence: tuple[Evidence, ...]
     key: str = ""
+    tags: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -46,6 +49,7 @@ class AuditContext:
     facts: ProjectFacts
     api: ApiReport = field(default_factory=ApiReport)
     derived: dict[str, object] = field(default_factory=dict)
+    memo: dict[str, object] = field(default_factory=dict)  # checks' shared intermediate results, not output
     parse_issues: dict[str, FileIssue] = field(default_factory=dict)
     _parsed: dict[str, ParsedSource | None] = field(default_factory=dict)
 

@@ -16,7 +16,7 @@ from shipbench.audit.facts import extract_facts
 from shipbench.audit.files import ProjectFiles
 from shipbench.audit.models import AuditResult, Evidence
 from shipbench.audit.ruby.verify import verify_project
-from shipbench.audit.scoring import score
+from shipbench.audit.scoring import score_with_severity
 from shipbench.tasks.pack import TaskPack, load_task
 
 
@@ -54,7 +54,8 @@ def audit_project(
             else ("not a Rails project: no Gemfile declaring rails and no config/application.rb")
         )
 
-    dimensions, total, tier = score(pack.rubric, hits)
+    dimensions, total, tier, fired = score_with_severity(pack.rubric, hits)
+    ctx.derived["severity"] = fired
     issues = sorted([*files.issues, *ctx.parse_issues.values()], key=lambda i: (i.path, i.status))
     return AuditResult(
         task=pack.id,

@@ -71,10 +71,33 @@ class Rule(_Strict):
         return self.max_points or self.points
 
 
+class SeverityClass(_Strict):
+    """A defect class that caps what depends on it (design/rubric-scoring.md, "Severity classes").
+
+    The class fires when hits of at least `min_triggers` distinct triggers are present, a trigger
+    being one of `rules` (any hit of that rule) or one of `tags` (any hit a check tagged so).
+    While it fires: each dimension in `caps` scores at most its cap; deductions of the `overflow`
+    dimensions past their budget are taken from the total; the total is held below the next tier
+    above `tier_ceiling`. Points taken for overflow and ceiling come from the `spill` dimensions,
+    in that order. Every point removed is a `severity.<id>` finding with the triggers' evidence.
+    """
+
+    title: str
+    why: str
+    rules: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    min_triggers: int = Field(default=1, ge=1)
+    caps: dict[str, int] = Field(default_factory=dict)
+    tier_ceiling: Tier | None = None
+    overflow: list[str] = Field(default_factory=list)
+    spill: list[str] = Field(default_factory=list)
+
+
 class Rubric(_Strict):
     tiers: dict[str, int]
     dimensions: list[Dimension] = Field(min_length=1)
     rules: dict[str, Rule] = Field(min_length=1)
+    severity: dict[str, SeverityClass] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Rubric:
@@ -89,11 +112,18 @@ class Rubric(_Strict):
                 raise ValueError(f"rule {rule_id!r} names unknown dimension {rule.dimension!r}")
             if not rule_id.startswith(rule.dimension + "."):
                 raise ValueError(f"rule {rule_id!r} must be prefixed by its dimension {rule.dimension!r}")
+        for class_id, cls in self.severity.items():
+            _check_severity(class_id, cls, ids, self.rules)
         if set(self.tiers) != {"A", "B", "C"}:
             raise ValueError("tiers must define exactly A, B and C thresholds (D is the rest)")
         if not self.tiers["A"] > self.tiers["B"] > self.tiers["C"] >= 0:
             raise ValueError("tier thresholds must satisfy A > B > C >= 0")
         return self
+
+    def tier_max(self, tier: Tier) -> int:
+        """The highest total that still lands in `tier`."""
+        above = {"A": None, "B": "A", "C": "B", "D": "C"}[tier]
+        return 100 if above is None else self.tiers[above] - 1
 
     def tier(self, score: int) -> Tier:
         for name in ("A", "B", "C"):
@@ -103,6 +133,27 @@ class Rubric(_Strict):
 
     def dimension(self, dim_id: str) -> Dimension:
         return next(d for d in self.dimensions if d.id == dim_id)
+
+
+def _check_severity(class_id: str, cls: SeverityClass, dims: list[str], rules: dict[str, Rule]) -> None:
+    where = f"severity class {class_id!r}"
+    if not cls.rules and not cls.tags:
+        raise ValueError(f"{where} has no trigger (rules or tags)")
+    for rule_id in cls.rules:
+        if rule_id not in rules:
+            raise ValueError(f"{where} names unknown rule {rule_id!r}")
+    if cls.min_triggers > len(cls.rules) + len(cls.tags):
+        raise ValueError(f"{where} needs {cls.min_triggers} triggers but lists fewer")
+    for dim_id, cap in cls.caps.items():
+        if dim_id not in dims:
+            raise ValueError(f"{where} caps unknown dimension {dim_id!r}")
+        if cap < 0:
+            raise ValueError(f"{where} caps {dim_id!r} below 0")
+    for dim_id in (*cls.overflow, *cls.spill):
+        if dim_id not in dims:
+            raise ValueError(f"{where} names unknown dimension {dim_id!r}")
+    if (cls.overflow or cls.tier_ceiling) and not cls.spill:
+        raise ValueError(f"{where} has overflow or a tier ceiling but no spill dimensions to take points from")
 
 
 class TaskPack:

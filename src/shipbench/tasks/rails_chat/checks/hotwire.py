@@ -18,6 +18,7 @@ from shipbench.tasks.rails_chat.checks._common import app_ruby, calls
 from shipbench.tasks.rails_chat.checks._frontend import (
     JS_DIRS,
     inline_blocks,
+    js_calls,
     js_fetch_calls,
     js_has_subclass,
     js_html_sinks,
@@ -79,10 +80,17 @@ def _turbo_stream_templates(ctx: AuditContext) -> list[str]:
 
 
 def check_no_turbo_stream(ctx: AuditContext) -> Iterable[Hit]:
-    if _turbo_stream_templates(ctx):
-        return
     sources = app_ruby(ctx) + view_sources(ctx)
-    if any(_ruby_turbo_stream_use(p) for p in sources):
+    present = bool(_turbo_stream_templates(ctx)) or any(_ruby_turbo_stream_use(p) for p in sources)
+    if present:
+        hand_written = _hand_rendered_messages(ctx)
+        if hand_written and not any(js_calls(u, "renderStreamMessage") for u in js_units(ctx)):
+            yield Hit(
+                rule="hotwire.no_turbo_stream",
+                message="Turbo Streams exist, but the message flow does not use them: replies are fetched "
+                "and written into the page by hand.",
+                evidence=tuple(hand_written[:3]),
+            )
         return
     yield Hit(
         rule="hotwire.no_turbo_stream",
@@ -97,7 +105,8 @@ def check_no_turbo_stream(ctx: AuditContext) -> Iterable[Hit]:
 # ---------------------------------------------------------------- fetch + innerHTML
 
 
-def check_fetch_innerhtml(ctx: AuditContext) -> Iterable[Hit]:
+def _hand_rendered_messages(ctx: AuditContext) -> list[Evidence]:
+    """The HTML sinks of JS units that also fetch: messages rendered by hand rather than by Turbo."""
     evidence: list[Evidence] = []
     for unit in js_units(ctx):
         if not js_fetch_calls(unit):
@@ -105,6 +114,11 @@ def check_fetch_innerhtml(ctx: AuditContext) -> Iterable[Hit]:
         sinks = js_html_sinks(unit)
         if sinks:
             evidence.append(ctx.at(unit, sinks[0]))
+    return evidence
+
+
+def check_fetch_innerhtml(ctx: AuditContext) -> Iterable[Hit]:
+    evidence = _hand_rendered_messages(ctx)
     if evidence:
         yield Hit(
             rule="hotwire.fetch_innerhtml",

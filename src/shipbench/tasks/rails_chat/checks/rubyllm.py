@@ -20,8 +20,10 @@ from shipbench.tasks.rails_chat.checks._common import (
     class_name,
     enclosing_class,
     is_controller,
+    keyword_arguments,
     method_name,
 )
+from shipbench.tasks.rails_chat.checks._core_path import CORE_PATH, on_core_path
 from shipbench.tasks.rails_chat.checks._llm_flow import CHAT, FileFlow, entry_sites, project_flows, send_sites
 from shipbench.tasks.rails_chat.checks._model_slugs import is_accepted, project_slugs
 
@@ -33,6 +35,7 @@ LLM_URL = re.compile(
 LLM_HINT = re.compile(r"openrouter|openai|anthropic|chat/completions|/v1/messages", re.IGNORECASE)
 STRING_TYPES = ("string", "template_string")
 HASH_ACCESS = frozenset({"dig", "fetch", "[]", "to_h"})
+HISTORY_DISCARDED = "history_discarded"
 KEEPING_BLOCK_CALLS = frozenset({"fetch", "fetch_or_store", "compute_if_absent", "cache", "write"})
 
 
@@ -123,13 +126,36 @@ def check_raw_http_bypass(ctx: AuditContext) -> Iterator[Hit]:
 # ---------------------------------------------------------------- verified API calls
 
 
-def _api_hits(ctx: AuditContext, verdict: str, rule: str) -> Iterator[Hit]:
+ENTRY_CALLS = frozenset({"RubyLLM.chat", "Chat.new", "RubyLLM::Chat.new", "Context#chat"})
+
+
+def _is_constant(name: str) -> bool:
+    return "#" not in name and "." not in name
+
+
+def _idiom(name: str) -> str:
+    """What one invented idiom is: the methods invented on one class (`Chat#user`, `Chat#assistant`)."""
+    for sep in ("#", "."):
+        if sep in name:
+            return name.split(sep, 1)[0]
+    return name
+
+
+def _api_rule(verdict: str, name: str) -> tuple[str, str]:
+    """(rule, key) for an app call with this verdict: invented constants and rejected entry calls weigh most."""
+    if verdict == "missing":
+        return ("rubyllm.hallucinated_constant", name) if _is_constant(name) else ("rubyllm.missing_api", _idiom(name))
+    return ("rubyllm.bad_entry_arguments", name) if name in ENTRY_CALLS else ("rubyllm.bad_arguments", name)
+
+
+def _api_hits(ctx: AuditContext, verdict: str) -> Iterator[Hit]:
     if not ctx.api.verified:
         return
     by_call: dict[str, list[ApiCall]] = {}
     for call in ctx.api.calls:
         if call.verdict == verdict and not call.in_test:
             by_call.setdefault(call.call, []).append(call)
+    kept = history_kept(ctx)
     for name, found in sorted(by_call.items()):
         first = found[0]
         message = f"`{name}`: {first.detail}" if first.detail else f"`{name}`: {verdict.replace('_', ' ')}"
@@ -137,15 +163,20 @@ def _api_hits(ctx: AuditContext, verdict: str, rule: str) -> Iterator[Hit]:
         if suggestions:
             message += "; did you mean " + " or ".join(f"`{s}`" for s in suggestions[:3]) + "?"
         evidence = tuple(dict.fromkeys(ctx.at_line(c.path, c.line) for c in found))
-        yield Hit(rule=rule, message=message, evidence=evidence, key=name)
+        core = any(on_core_path(ctx, c, kept) for c in found)
+        if not core:
+            message += " (only on a branch no user turn reaches as written)"
+        rule, key = _api_rule(verdict, name)
+        tags = frozenset({CORE_PATH}) if core else frozenset()
+        yield Hit(rule=rule, message=message, evidence=evidence, key=key, tags=tags)
 
 
 def check_missing_api(ctx: AuditContext) -> Iterator[Hit]:
-    yield from _api_hits(ctx, "missing", "rubyllm.missing_api")
+    yield from _api_hits(ctx, "missing")
 
 
 def check_bad_arguments(ctx: AuditContext) -> Iterator[Hit]:
-    yield from _api_hits(ctx, "bad_arguments", "rubyllm.bad_arguments")
+    yield from _api_hits(ctx, "bad_arguments")
 
 
 # ---------------------------------------------------------------- sending and reading the reply
@@ -346,15 +377,30 @@ def _chat_kept(ctx: AuditContext, flows: list[FileFlow]) -> bool:
     return False
 
 
+def history_kept(ctx: AuditContext) -> bool:
+    """Earlier turns reach the model: replayed into the chat, or the chat itself kept across requests."""
+    cached = ctx.memo.get("history_kept")
+    if isinstance(cached, bool):
+        return cached
+    flows = project_flows(ctx)
+    kept = _replays(flows) or _chat_kept(ctx, flows)
+    ctx.memo["history_kept"] = kept
+    return kept
+
+
 def check_no_multi_turn(ctx: AuditContext) -> Iterator[Hit]:
     entries = entry_sites(ctx)
-    flows = project_flows(ctx)
-    if entries and not _replays(flows) and not _chat_kept(ctx, flows):
+    ctx.derived["multi_turn"] = bool(entries) and history_kept(ctx)
+    # History handed to the entry call itself (`RubyLLM.chat(messages: ...)`) is an attempt at
+    # multi-turn that the gem rejects: that defect is the entry call's, not counted twice here.
+    batch = any("messages" in keyword_arguments(e.parsed, e.node) for e in entries)
+    if entries and not history_kept(ctx) and not batch:
         yield Hit(
             rule="rubyllm.no_multi_turn",
             message="Every request builds a fresh chat and sends one message: no add_message replay, "
             "no chat kept across requests.",
             evidence=_evidence(ctx, entries),
+            tags=frozenset({HISTORY_DISCARDED}),
         )
 
 
