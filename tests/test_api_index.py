@@ -131,7 +131,8 @@ def test_dynamic_definitions() -> None:
     caps = _cls(index, "Dynamic::Caps")
     assert {"vision?", "audio?", "literal_sym", "literal_str", "value="} <= set(caps.instance_methods)
     assert _kinds(caps.instance_methods["literal_sym"]) == [("req", "a"), ("opt", "b")]
-    assert caps.instance_patterns == ["has_*?"]
+    assert {"has_alpha?", "has_beta?"} <= set(caps.instance_methods), "loop over a literal constant array"
+    assert caps.instance_patterns == ["maybe_*?"], "a loop over a constant that is not a literal"
     assert _cls(index, "Dynamic::Ghost").open_instance
     assert _cls(index, "Dynamic::GhostClass").open_singleton
 

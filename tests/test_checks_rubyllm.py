@@ -381,3 +381,29 @@ def test_missing_call_is_tagged_core_path_only_when_every_turn_runs_it(
     hits = run(r.check_missing_api, ctx)
     assert [h.rule for h in hits] == ["rubyllm.missing_api"]
     assert ("core_path" in hits[0].tags) is core
+
+
+# ---------------------------------------------------------------- injected entry points (no false "never used")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # the chat class injected as a keyword default, instantiated through an ivar
+        "class Turn\n  def initialize(log, chat_class: RubyLLM::Chat)\n    @klass = chat_class\n  end\n\n"
+        "  def go(q)\n    c = @klass.new(model: 'm')\n    c.ask(q).content\n  end\nend\n",
+        # the chat class as a positional default, used directly
+        "module Svc\n  class Reply\n    def call(q, factory = ::RubyLLM::Chat)\n"
+        "      factory.new.ask(q).content\n    end\n  end\nend\n",
+        # the module as a class_attribute default, reached through self.class
+        "class Answer\n  class_attribute :llm, default: RubyLLM\n\n"
+        "  def go(q)\n    self.class.llm.chat(model: 'm').ask(q).content\n  end\nend\n",
+        # the module as a cattr_accessor default, called bare
+        "class Bot\n  cattr_accessor :backend, default: RubyLLM\n  def go(q) = backend.chat.ask(q).content\nend\n",
+    ],
+    ids=["kwarg-chat-class", "positional-chat-class", "class_attribute-module", "cattr-module"],
+)
+def test_injected_chat_factories_are_entry_points(tmp_path: Path, source: str) -> None:
+    ctx = ctx_for(tmp_path, {"app/services/x.rb": source})
+    assert run(r.check_no_entry_point, ctx) == []
+    assert run(r.check_no_send, ctx) == []

@@ -47,6 +47,7 @@ def audit_project(
         hits = _run_checks(ctx, check_errors)
         verdict = "scored"
     else:
+        ctx.api = verify_project(ctx, gem_sources or {})  # library calls are verified in any Ruby project
         hits = _no_app_hits(pack, ctx)
         verdict = (
             "empty directory: nothing to audit"

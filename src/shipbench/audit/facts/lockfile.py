@@ -40,3 +40,31 @@ def parse_lockfile(text: str) -> dict[str, str]:
 
 def strip_platform(version: str) -> str:
     return version.split("-", 1)[0]
+
+
+def locked_sources(text: str) -> dict[str, str]:
+    """Gems locked from a GIT or PATH section (a fork, a branch, a local checkout), with where from:
+    `{"ruby_llm": "git https://github.com/someone/ruby_llm.git (revision abc123)"}`. GEM sections
+    (a registry release) are not listed."""
+    out: dict[str, str] = {}
+    section, remote, revision, in_specs = "", "", "", False
+    for raw in text.splitlines():
+        line = raw.rstrip("\r")
+        if not line.strip():
+            continue
+        if not line.startswith(" "):
+            section, remote, revision, in_specs = line.strip(), "", "", False
+            continue
+        if section not in ("GIT", "PATH"):
+            continue
+        if line.startswith("  ") and not line.startswith("   "):
+            key, _, value = line.strip().partition(":")
+            in_specs = key == "specs"
+            remote = value.strip() if key == "remote" else remote
+            revision = value.strip() if key == "revision" else revision
+            continue
+        match = _SPEC_RE.match(line) if in_specs else None
+        if match:
+            where = f"{section.lower()} {remote}" + (f" (revision {revision[:12]})" if revision else "")
+            out.setdefault(match.group(1), where.strip())
+    return out

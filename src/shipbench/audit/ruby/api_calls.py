@@ -53,6 +53,9 @@ class CallHandlers:
     def expand(self, scope: Scope, node: Node) -> tuple[list[str], str | None]:
         raise NotImplementedError
 
+    def constant_names(self, scope: Scope, raw: str) -> list[str] | None:
+        raise NotImplementedError
+
     # ---- dispatch ----------------------------------------------------------------------------
     def call(self, scope: Scope, node: Node) -> list[str]:
         meth = node.child_by_field_name("method")
@@ -73,6 +76,11 @@ class CallHandlers:
         if args and args[0].type in ("simple_symbol", "delimited_symbol"):
             sym = symbol_value(self.src, args[0])  # type: ignore[arg-type]
             if sym:
+                self.pending.macro_calls.append((scope.cls, name, sym, self.loc(node)))
+        elif args and args[0].type in ("identifier", "string", "call", "interpolation"):
+            # `option(key)` in a loop over a readable list gives names; anything else: names unknown
+            names, pattern = self.dynamic_names(scope, args[0])
+            for sym in names if pattern is None else [None]:
                 self.pending.macro_calls.append((scope.cls, name, sym, self.loc(node)))
         return []
 
@@ -308,6 +316,8 @@ class CallHandlers:
         if scope.cls is None or block is None or name not in ("each", "each_with_index", "map", "each_key"):
             return
         values = literal_names(self.src, receiver)  # type: ignore[arg-type]
+        if values is None and receiver.type in ("constant", "scope_resolution"):
+            values = self.constant_names(scope, self.text(receiver))
         params = block.child_by_field_name("parameters")
         bound = [p for p in params.named_children if p.type == "identifier"] if params is not None else []
         bindings = {self.text(bound[0]): values} if bound else {}

@@ -26,6 +26,7 @@ from shipbench.audit.ruby.parse import Node, ParsedSource, line_of, walk
 
 _CONTAINERS = {"if", "unless", "begin", "then", "else", "elsif", "parenthesized_statements", "body_statement"}
 _ATTR_MACROS = {"attr_accessor", "attr_reader", "attr_writer"}
+_GENERATORS = {"has_many", "has_one", "belongs_to", "define_method", "delegate", "class_attribute"}
 _ALWAYS_PRIVATE = {
     "initialize",
     "initialize_copy",
@@ -52,6 +53,16 @@ class Scope:
         return self.cls.singleton_methods if single else self.cls.instance_methods
 
 
+MacroTemplate = tuple[str, tuple[Param, ...]]
+_READER: MacroTemplate = ("{}", ())
+_WRITER: MacroTemplate = ("{}=", (Param(kind="req", name="value"),))
+_ATTR_TEMPLATES: dict[str, list[MacroTemplate]] = {
+    "attr_reader": [_READER],
+    "attr_writer": [_WRITER],
+    "attr_accessor": [_READER, _WRITER],
+}
+
+
 @dataclass
 class Pending:
     """Cross-file facts resolved after the whole gem is read."""
@@ -59,9 +70,12 @@ class Pending:
     ancestors: list[tuple[ClassDef, str, tuple[str, ...], str]] = field(default_factory=list)
     forwards: list[tuple[MethodDef, str, bool, tuple[str, ...], str]] = field(default_factory=list)
     returns: list[tuple[MethodDef, tuple[str, ...], str]] = field(default_factory=list)
-    macro_defs: dict[str, dict[str, str]] = field(default_factory=dict)
-    macro_calls: list[tuple[ClassDef, str, str, Location]] = field(default_factory=list)
+    # owner -> macro name -> what one call defines: (name template with "{}" for the symbol, params)
+    macro_defs: dict[str, dict[str, list[MacroTemplate]]] = field(default_factory=dict)
+    # (class, macro, symbol or None when the name is not readable, where)
+    macro_calls: list[tuple[ClassDef, str, str | None, Location]] = field(default_factory=list)
     config_options: list[tuple[list[str], Location]] = field(default_factory=list)
+    mixins: list[tuple[MethodDef, tuple[str, ...], str]] = field(default_factory=list)
 
 
 class Extraction(CallHandlers):
@@ -71,6 +85,7 @@ class Extraction(CallHandlers):
         self.classes: dict[str, ClassDef] = {}
         self.pending = Pending()
         self.src: ParsedSource | None = None
+        self.literal_constants: dict[str, list[str]] = {}  # "RubyLLM::X::NAMES" -> its literal %i/%w values
 
     # ---- entry -------------------------------------------------------------------------------
     def add_file(self, src: ParsedSource) -> None:
@@ -206,6 +221,9 @@ class Extraction(CallHandlers):
         name = self.text(left)
         if scope.cls is not None:
             scope.cls.constants[name] = self.loc(node)
+        values = literal_names(self.src, right)  # type: ignore[arg-type]
+        if values is not None:
+            self.literal_constants[self.qualify(scope, name)] = values
         if right.type != "call":
             return
         full = self.qualify(scope, name)
@@ -269,7 +287,42 @@ class Extraction(CallHandlers):
             self.pending.forwards.append((md, scope.cls.name, singleton, scope.nesting, facts.forward_target))
         if facts.returns_const is not None:
             self.pending.returns.append((md, scope.nesting, facts.returns_const))
+        if singleton:
+            self.macro_body(scope, node, md)
         return md
+
+    def macro_body(self, scope: Scope, node: Node, md: MethodDef) -> None:
+        """A class method that includes modules into its caller (`acts_as_chat`): record them and the
+        instance methods its body generates, so a project class calling it is modelled."""
+        defaults = {p.name: d for p in md.params if p.name and (d := self.keyword_default(node, p.name))}
+        for stmt in body_statements(node):
+            if stmt.type != "call" or stmt.child_by_field_name("receiver") is not None:
+                continue
+            meth = stmt.child_by_field_name("method")
+            args = self.args(stmt)
+            called = self.text(meth) if meth is not None else ""
+            if called == "include":
+                for arg in args:
+                    if arg.type in ("constant", "scope_resolution"):
+                        md.mixes_in.append(self.text(arg).lstrip(":"))
+                        self.pending.mixins.append((md, scope.nesting, self.text(arg)))
+            elif called in _GENERATORS and args:
+                first = args if called in ("delegate", "class_attribute") else args[:1]
+                for arg in first:
+                    name = symbol_value(self.src, arg)  # type: ignore[arg-type]
+                    if name is None and arg.type == "identifier" and self.text(arg) in defaults:
+                        name = f"{{{self.text(arg)}={defaults[self.text(arg)]}}}"
+                    if name and name not in md.adds:
+                        md.adds.append(name)
+
+    def keyword_default(self, node: Node, name: str) -> str | None:
+        params = node.child_by_field_name("parameters")
+        for child in params.named_children if params is not None else []:
+            pname = child.child_by_field_name("name")
+            value = child.child_by_field_name("value")
+            if child.type == "keyword_parameter" and pname is not None and self.text(pname) == name:
+                return symbol_value(self.src, value) if value is not None else None  # type: ignore[arg-type]
+        return None
 
     def note_special(self, scope: Scope, node: Node, md: MethodDef) -> None:
         assert scope.cls is not None and self.src is not None
@@ -279,32 +332,55 @@ class Extraction(CallHandlers):
             else:
                 scope.cls.open_instance = True
         if md.singleton and md.params and md.params[0].kind in ("req", "opt"):
-            kind = self.attr_macro_kind(node, md.params[0].name or "")
-            if kind is not None:
-                self.pending.macro_defs.setdefault(scope.cls.name, {})[md.name] = kind
+            templates = self.macro_templates(node, md.params[0].name or "")
+            if templates:
+                self.pending.macro_defs.setdefault(scope.cls.name, {})[md.name] = templates
         if md.name == "configuration_options":
             stmts = body_statements(node)
             names = literal_names(self.src, stmts[-1]) if stmts else None
             if names:
                 self.pending.config_options.append((names, self.loc(stmts[-1])))
 
-    def attr_macro_kind(self, node: Node, param: str) -> str | None:
-        """`attr_accessor` etc. when the def calls it on its first parameter (directly or via send)."""
+    def macro_templates(self, node: Node, param: str) -> list[MacroTemplate]:
+        """What a class-level macro defines from its first parameter: `attr_accessor key` (directly or via
+        send) gives the reader and writer; `define_method("#{key}=")` gives `{}=` with the block's params; a
+        define_method whose name interpolates anything else gives a `*` template (names unknown)."""
         body = node.child_by_field_name("body")
+        out: list[MacroTemplate] = []
         for call in walk(body) if body is not None else iter(()):
-            if call.type != "call":
+            if call.type != "call" or call.child_by_field_name("receiver") is not None:
                 continue
             meth = call.child_by_field_name("method")
             args = call.child_by_field_name("arguments")
-            if meth is None or args is None:
+            if meth is None or args is None or not args.named_children:
                 continue
             words = [self.text(a) for a in args.named_children]
             called = self.text(meth)
             if called in ("send", "public_send", "__send__") and len(words) >= 2:
                 called, words = words[0].lstrip(":"), words[1:]
-            if called in _ATTR_MACROS and words and words[0] == param:
-                return called
-        return None
+            if called in _ATTR_TEMPLATES and words and words[0] == param:
+                out += [t for t in _ATTR_TEMPLATES[called] if t not in out]
+            elif called == "define_method":
+                template = self.name_template(args.named_children[0], param)
+                if template is not None:
+                    out.append((template, tuple(self.block_params(call))))
+        return out
+
+    def name_template(self, arg: Node, param: str) -> str | None:
+        """`"#{key}="` -> "{}="; `key` -> "{}"; interpolating anything else -> "*"; a literal -> None."""
+        if arg.type == "identifier":
+            return "{}" if self.text(arg) == param else "*"
+        if arg.type not in ("string", "delimited_symbol"):
+            return None
+        parts: list[str] = []
+        for child in arg.named_children:
+            if child.type == "interpolation":
+                inner = child.named_children
+                parts.append("{}" if len(inner) == 1 and self.text(inner[0]) == param else "*")
+            else:
+                parts.append(self.text(child).replace("{", "").replace("}", ""))
+        template = "".join(parts)
+        return template if "{}" in template or "*" in template else None
 
     def bare_word(self, scope: Scope, word: str) -> None:
         if word in ("private", "protected", "public"):
@@ -315,6 +391,17 @@ class Extraction(CallHandlers):
 
     def block_scope(self, scope: Scope, bindings: dict[str, list[str] | None]) -> Scope:
         return replace(scope, bindings={**scope.bindings, **bindings})
+
+    def constant_names(self, scope: Scope, raw: str) -> list[str] | None:
+        """The literal values of a constant array read so far, found lexically (innermost first)."""
+        raw = raw.replace(" ", "")
+        if raw.startswith("::"):
+            return self.literal_constants.get(raw[2:])
+        for outer in reversed(scope.nesting):
+            found = self.literal_constants.get(f"{outer}::{raw}")
+            if found is not None:
+                return found
+        return self.literal_constants.get(raw)
 
     def expand(self, scope: Scope, node: Node) -> tuple[list[str], str | None]:
         """Names an interpolated string/symbol can take: (expanded names, or a glob pattern)."""

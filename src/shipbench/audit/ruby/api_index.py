@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from shipbench.audit.ruby.api_extract import Extraction, Pending
-from shipbench.audit.ruby.api_model import ApiIndex, ClassDef, Location, MethodDef, Param
+from shipbench.audit.ruby.api_extract import Extraction, MacroTemplate, Pending
+from shipbench.audit.ruby.api_model import ApiIndex, ClassDef, Location, MethodDef
 from shipbench.audit.ruby.parse import parse_ruby
 
 MAX_FILE_BYTES = 2_000_000
@@ -24,7 +24,7 @@ _DIR_VERSION = re.compile(r"^(?P<name>.+?)-(?P<version>\d+(?:\.[0-9A-Za-z]+)*)$"
 _VERSION_CONST = re.compile(rb"""VERSION\s*=\s*['"]([^'"]+)['"]""")
 
 # Bump whenever extraction changes what an index holds: on-disk caches are keyed by it.
-EXTRACTOR_VERSION = 2
+EXTRACTOR_VERSION = 3
 
 
 def name_version_from_dir(gem_dir: Path) -> tuple[str, str | None]:
@@ -151,6 +151,11 @@ def _resolve_methods(classes: dict[str, ClassDef], pending: Pending) -> None:
         const, sep, meth = target.rpartition("#") if "#" in target else target.rpartition(".")
         found = resolve_constant(classes, nesting, const)
         md.forwards_to = f"{found or const.lstrip(':')}{sep}{meth}"
+    for md, nesting, raw in pending.mixins:
+        found = resolve_constant(classes, nesting, raw)
+        stripped = raw.replace(" ", "").lstrip(":")
+        if found is not None:
+            md.mixes_in = [found if n == stripped else n for n in md.mixes_in]
     for md, nesting, raw in pending.returns:
         found = resolve_constant(classes, nesting, raw)
         if found is not None:
@@ -168,22 +173,27 @@ def _ancestor_names(classes: dict[str, ClassDef], name: str) -> list[str]:
 def _apply_macros(classes: dict[str, ClassDef], pending: Pending) -> None:
     for cls, macro, sym, where in pending.macro_calls:
         for ancestor in _ancestor_names(classes, cls.name):
-            kind = pending.macro_defs.get(ancestor, {}).get(macro)
-            if kind is not None:
-                _accessor(cls, sym, kind, where)
+            templates = pending.macro_defs.get(ancestor, {}).get(macro)
+            if templates is not None:
+                _generate(cls, sym, templates, where)
                 break
     for owner, macros in pending.macro_defs.items():
         if "option" in macros and owner in classes:
             for names, where in pending.config_options:
                 for name in names:
-                    _accessor(classes[owner], name, macros["option"], where)
+                    _generate(classes[owner], name, macros["option"], where)
 
 
-def _accessor(cls: ClassDef, name: str, kind: str, where: Location) -> None:
-    if kind in ("attr_reader", "attr_accessor"):
-        cls.instance_methods.setdefault(name, MethodDef(name=name, location=where, origin="macro"))
-    if kind in ("attr_writer", "attr_accessor"):
+def _generate(cls: ClassDef, name: str | None, templates: list[MacroTemplate], where: Location) -> None:
+    """The methods one macro call defines; a name the extractor cannot read (a variable, an interpolation
+    of something else) leaves a glob pattern, so lookups of such names are unsure, never absent."""
+    for template, params in templates:
+        if name is None or "*" in template:
+            pattern = template.replace("{}", "*")
+            if pattern not in cls.instance_patterns:
+                cls.instance_patterns.append(pattern)
+            continue
+        method = template.replace("{}", name)
         cls.instance_methods.setdefault(
-            f"{name}=",
-            MethodDef(name=f"{name}=", params=[Param(kind="req", name="value")], location=where, origin="macro"),
+            method, MethodDef(name=method, params=list(params), location=where, origin="macro")
         )

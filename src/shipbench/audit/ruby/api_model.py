@@ -58,6 +58,16 @@ class MethodDef(_M):
         "'Chat.new', 'Chat#ask'",
     )
     returns: str | None = Field(default=None, description="class name the method returns, when evident")
+    mixes_in: list[str] = Field(
+        default_factory=list,
+        description="modules a class-level macro includes into the class that calls it "
+        "(`acts_as_chat` -> RubyLLM::ActiveRecord::ChatMethods)",
+    )
+    adds: list[str] = Field(
+        default_factory=list,
+        description="instance methods such a macro generates (associations, define_method, delegate, "
+        "class_attribute): a name, or '{kw=default}' for a name given by a keyword parameter",
+    )
     passes_through: bool = Field(
         default=False,
         description="the body hands every parameter unchanged, in order, to forwards_to "

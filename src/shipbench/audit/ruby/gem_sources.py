@@ -106,7 +106,11 @@ def locate_gem(
 ) -> tuple[GemSource, Path | None]:
     """Where `name` at the locked `version` is installed, as a `GemSource` plus its directory."""
     if name in explicit:
-        return _explicit(name, version, explicit[name])
+        given = explicit[name]
+        if not (given / "lib").is_dir() and _installed_versions(name, [given]):
+            roots = [given]  # a folder of unpacked versions (ruby_llm-1.14.1/, ruby_llm-1.16.0/): pick the locked one
+        else:
+            return _explicit(name, version, given)
     found = _installed_versions(name, default_roots() if roots is None else roots)
     if version is not None and version in found:
         path = found[version]

@@ -2,7 +2,9 @@
 
 Invariants: a type is either a gem constant used as a receiver (`const`), an instance of a gem class
 (`instance`), an Array of gem instances (`array`), or `opaque` (derived from a gem value we could not
-resolve: calls on it are reported as unverifiable). `None` always means "not a gem value".
+resolve: calls on it are reported as unverifiable); `record`/`record_class` are a project ActiveRecord
+model that calls a gem macro (`acts_as_chat`), named by the project's class. `None` always means "not a
+gem value".
 Class names are fully qualified ("RubyLLM::Chat").
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-TypeKind = Literal["const", "instance", "array", "opaque"]
+TypeKind = Literal["const", "instance", "array", "opaque", "record", "record_class"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,30 @@ KNOWN_RETURNS: dict[str, dict[tuple[str, str, bool], str]] = {
         ("Models", "all", False): "[Model::Info]",
         ("Models", "chat_models", False): "[Model::Info]",
         ("Agent", "chat", False): "Chat",
+        ("", "embed", True): "Embedding",
+        ("", "moderate", True): "Moderation",
+        ("", "paint", True): "Image",
+        ("", "transcribe", True): "Transcription",
+        ("Context", "embed", False): "Embedding",
+        ("Context", "moderate", False): "Moderation",
+        ("Context", "paint", False): "Image",
+        ("Context", "transcribe", False): "Transcription",
+        ("Embedding", "embed", True): "Embedding",
+        ("Moderation", "moderate", True): "Moderation",
+        ("Image", "paint", True): "Image",
+        ("Transcription", "transcribe", True): "Transcription",
+        # Rails integration: the persisted chat answers with the library's Message (to_llm.complete)
+        ("ActiveRecord::ChatMethods", "ask", False): "Message",
+        ("ActiveRecord::ChatMethods", "say", False): "Message",
+        ("ActiveRecord::ChatMethods", "complete", False): "Message",
+        ("ActiveRecord::ChatMethods", "to_llm", False): "Chat",
+        ("ActiveRecord::ChatLegacyMethods", "ask", False): "Message",
+        ("ActiveRecord::ChatLegacyMethods", "say", False): "Message",
+        ("ActiveRecord::ChatLegacyMethods", "complete", False): "Message",
+        ("ActiveRecord::ChatLegacyMethods", "to_llm", False): "Chat",
+        ("ActiveRecord::MessageMethods", "to_llm", False): "Message",
+        ("ActiveRecord::MessageLegacyMethods", "to_llm", False): "Message",
+        ("ActiveRecord::ModelMethods", "to_llm", False): "Model::Info",
     }
 }
 
@@ -95,6 +121,12 @@ KNOWN_BLOCK_PARAMS: dict[str, dict[tuple[str, str, bool], str]] = {
         ("Chat", "on_end_message", False): "Message",
         ("Chat", "each", False): "Message",
         ("Models", "each", False): "Model::Info",
+        ("ActiveRecord::ChatMethods", "ask", False): "Chunk",
+        ("ActiveRecord::ChatMethods", "say", False): "Chunk",
+        ("ActiveRecord::ChatMethods", "complete", False): "Chunk",
+        ("ActiveRecord::ChatLegacyMethods", "ask", False): "Chunk",
+        ("ActiveRecord::ChatLegacyMethods", "say", False): "Chunk",
+        ("ActiveRecord::ChatLegacyMethods", "complete", False): "Chunk",
     }
 }
 

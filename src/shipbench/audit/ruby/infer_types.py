@@ -8,6 +8,8 @@ Flows: a local variable takes the last assignment before the read in the same me
 assignment joins the earlier ones; differing types give unknown); an instance variable read with no
 earlier assignment in its method takes the single type of every assignment to it in the class; a bare
 name that is not a local is a helper method of the enclosing class, typed by its last expression; a
+project model calling a gem macro (`acts_as_chat`) is a record: `Chat.find(id)` is one, and calls on it
+are typed through the modules the macro mixes in (resolve_records); a
 method parameter with a default (`def initialize(llm: RubyLLM)`) takes the default's type, the
 production path of an injected dependency.
 Invariants: inference is memoised per node and cycle-safe (a cycle is unknown); `None` is "not a gem
@@ -19,6 +21,7 @@ from __future__ import annotations
 from shipbench.audit.ruby.infer_model import RType
 from shipbench.audit.ruby.parse import Node, ParsedSource, enclosing
 from shipbench.audit.ruby.resolve_api import GemApi
+from shipbench.audit.ruby.resolve_records import RECORD_KINDS, Record, record_block_param, record_result
 
 SCOPES = frozenset({"method", "singleton_method", "class", "module", "singleton_class", "program"})
 CLASS_SCOPES = frozenset({"class", "module"})
@@ -56,10 +59,17 @@ _PENDING = RType("opaque", "<cycle>")
 class FileTypes:
     """Type inference over one file; create one per file and ask `type_of(node)`."""
 
-    def __init__(self, parsed: ParsedSource, apis: list[GemApi], project_constants: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        parsed: ParsedSource,
+        apis: list[GemApi],
+        project_constants: set[str] | None = None,
+        records: dict[str, Record] | None = None,
+    ) -> None:
         self.parsed = parsed
         self.apis = apis
         self.project_constants = project_constants or set()
+        self.records = records or {}
         self._memo: dict[int, RType | None] = {}
         self._assigns: dict[int, dict[str, list[Node]]] = {}
         self._methods: dict[int, dict[str, Node]] = {}
@@ -107,6 +117,8 @@ class FileTypes:
 
     def constant_type(self, text: str) -> RType | None:
         name = "".join(text.split()).lstrip(":")
+        if name in self.records:
+            return RType("record_class", name)
         api = self.api_for(name)
         if api is None or api.foreign_constant(name) is not None:
             return None
@@ -126,6 +138,9 @@ class FileTypes:
         rtype = self.type_of(recv)
         if rtype is None:
             return None
+        if rtype.kind in RECORD_KINDS:
+            record = self.records.get(rtype.name)
+            return record_result(record, rtype, method) if record is not None else None
         api = self.api_for(rtype.name)
         return api.result_type(rtype, method) if api is not None else None
 
@@ -167,6 +182,9 @@ class FileTypes:
         if recv is None or method_node is None:
             return None
         rtype = self.type_of(recv)
+        if rtype is not None and rtype.kind in RECORD_KINDS:
+            record = self.records.get(rtype.name)
+            return record_block_param(record, rtype, self.parsed.text(method_node), position) if record else None
         api = self.api_for(rtype.name) if rtype is not None else None
         if rtype is None or api is None:
             return None

@@ -8,6 +8,7 @@ Lines reported by helpers here are 1-based.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -71,7 +72,30 @@ class ParsedSource:
 
 def parse_ruby(rel: str, source: bytes) -> ParsedSource:
     parser = ts.Parser(ruby_language())
-    return ParsedSource(rel=rel, source=source, tree=parser.parse(source), kind="ruby")
+    tree = parser.parse(source)
+    if tree.root_node.has_error and b"&" in source:
+        repaired = repair_anonymous_block_args(source)
+        if repaired != source:
+            retry = parser.parse(repaired)
+            if not retry.root_node.has_error:
+                tree = retry  # same byte offsets and lines: node text still reads the original bytes
+    return ParsedSource(rel=rel, source=source, tree=tree, kind="ruby")
+
+
+# An anonymous block argument followed by whitespace (`super(a,\n  &\n)`, `g x, &` at the end of a line)
+# is valid Ruby 3.1+ that tree-sitter-ruby 0.23 rejects; `&)` it accepts.
+_ANON_BLOCK_ARG = re.compile(rb"[ \t]&(?=[ \t]*(?:\)|\r?\n|#|$))")
+
+
+def repair_anonymous_block_args(source: bytes) -> bytes:
+    """Rewrite ` &` (an anonymous block argument) as `&_` where the grammar needs it: same length and
+    lines, so positions in the repaired tree are the original's. Only after a `,` or `(`."""
+    out = bytearray(source)
+    for match in _ANON_BLOCK_ARG.finditer(source):
+        before = source[: match.start()].rstrip()
+        if before.endswith((b",", b"(")):
+            out[match.start() : match.end()] = b"&_"
+    return bytes(out)
 
 
 def parse_js(rel: str, source: bytes) -> ParsedSource:

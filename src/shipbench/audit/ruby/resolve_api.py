@@ -51,6 +51,8 @@ class GemApi:
     index: ApiIndex | None
     version: str | None = None
     extensions: dict[str, str] = field(default_factory=dict)  # "schema" -> "ruby_llm-schema" (RubyLLM::Schema)
+    unavailable: str = ""  # why there is no source when that is not just "not installed" (a fork)
+    mismatch: str = ""  # set when the source's version is not the locked one: no missing/bad verdicts then
     _lookups: dict[tuple[str, str, bool], Lookup] = field(default_factory=dict)
     _classes: dict[str, ClassDef | None] = field(default_factory=dict)
 

@@ -17,9 +17,17 @@ from shipbench.audit.models import ApiCall, Definition, Verdict
 from shipbench.audit.ruby.api_model import Location, MethodDef
 from shipbench.audit.ruby.infer_model import DOUBLE_METHODS, RType, display_call
 from shipbench.audit.ruby.infer_types import FileTypes, enclosing_class, scope_of
-from shipbench.audit.ruby.parse import Node, ParsedSource, line_of, walk
+from shipbench.audit.ruby.parse import Node, ParsedSource, enclosing, line_of, walk
 from shipbench.audit.ruby.resolve_api import GemApi
 from shipbench.audit.ruby.resolve_args import CallArgs, block_ignored, check_args, read_args
+from shipbench.audit.ruby.resolve_records import (
+    RECORD_KINDS,
+    Macro,
+    Record,
+    find_records,
+    qualified_name,
+    record_lookup,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,8 @@ class ProjectDefs:
 
     constants: set[str] = field(default_factory=set)
     methods: dict[str, set[str]] = field(default_factory=dict)
+    records: dict[str, Record] = field(default_factory=dict)  # project models calling a gem macro
+    record_methods: dict[str, set[str]] = field(default_factory=dict)  # what the project defines in them
 
     def add_file(self, parsed: ParsedSource, apis: list[GemApi]) -> None:
         for node in walk(parsed.root):
@@ -43,26 +53,27 @@ class ProjectDefs:
                 continue
             full = qualified_name(parsed, node)
             if not any(api.owns(full) for api in apis):
+                names = self.record_methods.setdefault(full, set()) if node.type == "class" else set()
+                names.update(_defined_names(parsed, node))
                 continue
             self.constants.add(full)
-            names = self.methods.setdefault(full, set())
-            for child in walk(node):
-                if child.type in ("method", "singleton_method") and (n := child.child_by_field_name("name")):
-                    names.add(parsed.text(n))
+            self.methods.setdefault(full, set()).update(_defined_names(parsed, node))
+
+    def add_records(self, parsed: ParsedSource, api: GemApi, macros: dict[str, list[Macro]], prefer_new: bool) -> None:
+        if macros:
+            for name, record in find_records(parsed, api, macros, prefer_new):
+                self.records.setdefault(name, record)
 
     def defines(self, class_name: str, method: str) -> bool:
         return method in self.methods.get(class_name, set())
 
 
-def qualified_name(parsed: ParsedSource, node: Node) -> str:
-    """`module RubyLLM; class Foo` -> 'RubyLLM::Foo' (lexical nesting joined)."""
-    parts: list[str] = []
-    current: Node | None = node
-    while current is not None:
-        if current.type in ("class", "module") and (name := current.child_by_field_name("name")) is not None:
-            parts.append(parsed.text(name).lstrip(":"))
-        current = current.parent
-    return "::".join(reversed(parts))
+def _defined_names(parsed: ParsedSource, node: Node) -> set[str]:
+    return {
+        parsed.text(n)
+        for child in walk(node)
+        if child.type in ("method", "singleton_method") and (n := child.child_by_field_name("name")) is not None
+    }
 
 
 @dataclass
@@ -113,6 +124,9 @@ class FileCalls:
         rtype = self.types.type_of(recv)
         if rtype is None or rtype.kind == "array":
             return
+        if rtype.kind in RECORD_KINDS:
+            self._record_call(node, rtype, method)
+            return
         api = self.types.api_for(rtype.name)
         if api is None:
             return
@@ -137,9 +151,55 @@ class FileCalls:
             recv = recv.child_by_field_name("receiver")
         return False
 
+    def _record_call(self, node: Node, rtype: RType, method: str, *, implicit_self: bool = False) -> None:
+        """A call on a model that uses a gem macro: judged when the gem defines the method (the mixed-in
+        modules, the names the macro generates); ActiveRecord's and the app's own methods are not ours."""
+        record = self.defs.records.get(rtype.name)
+        if record is None:
+            return
+        writer = _is_attribute_write(node)
+        name = method + "=" if writer else method
+        singleton = rtype.kind == "record_class"
+        if not singleton and name in self.defs.record_methods.get(record.name, set()):
+            return
+        sep = "." if singleton else "#"
+        generated = record.generated() if not singleton else {}
+        found = record_lookup(record, name, singleton)
+        if found is None:
+            if name in generated:
+                self._add(node, f"{record.name}{sep}{name}", record.api, Judgement("ok", location=generated[name]))
+            return
+        md, owner = found
+        if md.visibility != "public" and not implicit_self:
+            detail = f"{name} is {md.visibility} in {owner}; the model may define its own"
+            judgement = Judgement("unverifiable", detail, location=md.location)
+        else:
+            args = CallArgs(positional=1) if writer else read_args(self.parsed, node)
+            judgement = _judge_arguments(record.api, md, owner, args)
+        self._add(node, f"{record.name}{sep}{name}", record.api, judgement)
+
+    def _macro_call(self, node: Node, record: Record) -> None:
+        """`acts_as_chat messages: :entries` in the model's body, against the variant the app configures."""
+        args = read_args(self.parsed, node)
+        judgement = _judge_arguments(record.api, record.chosen.method, record.chosen.owner, args)
+        if judgement.verdict == "bad_arguments" and any(
+            _judge_arguments(record.api, v.method, v.owner, args).verdict == "ok" for v in record.variants[1:]
+        ):
+            judgement = Judgement("unverifiable", f"{judgement.detail}; fits the other variant (use_new_acts_as)")
+        self._add(node, f"{record.name}.{record.macro}", record.api, judgement)
+
     def _self_call(self, node: Node, method: str) -> None:
-        """Bare calls inside a subclass of a gem class: class-body DSL or inherited instance methods."""
+        """Bare calls inside a subclass of a gem class: class-body DSL or inherited instance methods;
+        inside a model that uses a gem macro: the macro itself, and the mixed-in methods."""
         klass = enclosing_class(node)
+        record = self.defs.records.get(qualified_name(self.parsed, klass)) if klass is not None else None
+        if klass is not None and record is not None:
+            if scope_of(node).id == klass.id:
+                if method == record.macro:
+                    self._macro_call(node, record)
+            elif enclosing(node, "method") is not None and method not in self.types.class_methods(klass):
+                self._record_call(node, RType("record", record.name), method, implicit_self=True)
+            return
         superclass = klass.child_by_field_name("superclass") if klass is not None else None
         if klass is None or superclass is None or not superclass.named_children:
             return
@@ -156,6 +216,8 @@ class FileCalls:
             self._add(node, display_call(rtype, method, api.namespace), api, judgement)
 
     def _add(self, node: Node, call: str, api: GemApi, judgement: Judgement) -> None:
+        if api.mismatch and judgement.verdict in ("missing", "bad_arguments"):
+            judgement = Judgement("unverifiable", f"{judgement.detail}; not trusted: {api.mismatch}")
         definition = None
         loc = judgement.location
         if loc is not None and loc.path and judgement.verdict in ("ok", "bad_arguments"):
@@ -261,4 +323,4 @@ def _judge_arguments(api: GemApi, md: MethodDef, owner: str | None, args: CallAr
 
 
 def api_unavailable(api: GemApi) -> str:
-    return f"no source of {api.gem} available to verify against"
+    return api.unavailable or f"no source of {api.gem} available to verify against"

@@ -17,20 +17,24 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipbench.audit.checks import ERB_SUFFIXES, RUBY_SUFFIXES
+from shipbench.audit.facts.lockfile import locked_sources
+from shipbench.audit.files import SourceFile
 from shipbench.audit.ruby.api_model import ApiIndex
 from shipbench.audit.ruby.gem_sources import default_roots, index_cached, locate_gem
 from shipbench.audit.ruby.infer_types import FileTypes
-from shipbench.audit.ruby.parse import ParsedSource
+from shipbench.audit.ruby.parse import ParsedSource, parse_ruby
 from shipbench.audit.ruby.resolve_api import GemApi
 from shipbench.audit.ruby.resolve_calls import FileCalls, ProjectDefs
 from shipbench.audit.ruby.resolve_fakes import find_fakes
+from shipbench.audit.ruby.resolve_records import macros_of, prefers_new_variant
 from shipbench.audit.ruby.verify_types import ApiReport, GemSource
 
 if TYPE_CHECKING:
     from shipbench.audit.checks import AuditContext
 
-APP_DIRS = ("app", "lib", "config")
 TEST_DIRS = ("test", "spec")
+_RUBY_SHEBANG = re.compile(rb"^#![^\n]*\bruby\b")
 _DEPENDENCY = re.compile(r"""add_(?:runtime_)?dependency\s*\(?\s*['"]([\w.-]+)['"]""")
 
 
@@ -44,6 +48,12 @@ def verify_project(ctx: AuditContext, gem_sources: dict[str, Path], roots: Seque
     if not apis:
         return report
     defs = ProjectDefs()
+    prefer_new = prefers_new_variant([p for p, _ in sources])
+    for api in apis:
+        macros = macros_of(api)
+        for parsed, in_test in sources:
+            if not in_test and parsed.kind == "ruby":
+                _guard(report, parsed.rel, partial(defs.add_records, parsed, api, macros, prefer_new))
     for parsed, _ in sources:
         _guard(report, parsed.rel, partial(defs.add_file, parsed, apis))
     for parsed, in_test in sources:
@@ -52,7 +62,7 @@ def verify_project(ctx: AuditContext, gem_sources: dict[str, Path], roots: Seque
 
 
 def _verify_file(report: ApiReport, parsed: ParsedSource, in_test: bool, apis: list[GemApi], defs: ProjectDefs) -> None:
-    types = FileTypes(parsed, apis, defs.constants)
+    types = FileTypes(parsed, apis, defs.constants, defs.records)
     report.calls.extend(FileCalls(parsed, types, defs, in_test).run())
     if in_test:
         for api in apis:
@@ -68,14 +78,36 @@ def _guard(report: ApiReport, rel: str, action: Callable[[], None]) -> None:
 
 
 def _project_sources(ctx: AuditContext, report: ApiReport) -> list[tuple[ParsedSource, bool]]:
+    """Every Ruby and ERB file of the project, wherever it sits (app/, lib/, bin/ scripts with a ruby
+    shebang, script/, examples/, a non-Rails gem or script folder); test/ and spec/ files are `in_test`."""
     out: list[tuple[ParsedSource, bool]] = []
-    for prefix, in_test in [(d, False) for d in APP_DIRS] + [(d, True) for d in TEST_DIRS]:
+    for source in ctx.files.files.values():
         try:
-            out += [(p, in_test) for p in ctx.ruby_sources(prefix)]
-            out += [(p, in_test) for p in ctx.erb_sources(prefix)]
+            parsed = _parse(ctx, source)
         except Exception as exc:
-            report.notes.append(f"{prefix}/: could not be read ({type(exc).__name__}: {exc})")
+            report.notes.append(f"{source.rel}: could not be read ({type(exc).__name__}: {exc})")
+            continue
+        if parsed is not None:
+            out.append((parsed, _in_test(source.rel, ctx.app_prefix)))
     return out
+
+
+def _parse(ctx: AuditContext, source: SourceFile) -> ParsedSource | None:
+    rel = source.rel
+    if rel.endswith((*RUBY_SUFFIXES, *ERB_SUFFIXES)) or source.name in ("Gemfile", "Rakefile"):
+        return ctx.parsed(rel)
+    if source.suffix or source.size > 1_000_000:
+        return None
+    with source.abs_path.open("rb") as handle:
+        head = handle.read(128)
+    if not _RUBY_SHEBANG.match(head):
+        return None
+    return parse_ruby(rel, source.read_bytes())
+
+
+def _in_test(rel: str, app_prefix: str) -> bool:
+    inner = rel[len(app_prefix) :] if app_prefix and rel.startswith(app_prefix) else rel
+    return inner.split("/", 1)[0] in TEST_DIRS
 
 
 def _load_api(
@@ -88,9 +120,15 @@ def _load_api(
 ) -> GemApi:
     locked = ctx.facts.locked_versions.get(gem)
     index: ApiIndex | None = None
+    fork = _locked_from(ctx, gem) if gem not in explicit else None
     try:
-        search = list(roots) if roots is not None else default_roots(ctx.project_root)
-        source, gem_dir = locate_gem(gem, locked, explicit, search)
+        if fork is not None:  # a fork or checkout: the registry release of that number is other code
+            note = f"{gem} is locked from {fork} (a fork, not a release): calls left unverifiable"
+            source = GemSource(gem=gem, locked_version=locked, used_version=None, path=None, note=note)
+            gem_dir = None
+        else:
+            search = list(roots) if roots is not None else default_roots(ctx.project_root)
+            source, gem_dir = locate_gem(gem, locked, explicit, search)
         if gem_dir is not None:
             index = index_cached(gem_dir, gem, source.used_version)
     except Exception as exc:
@@ -100,7 +138,21 @@ def _load_api(
     namespace = _namespace(gem, index, sources)
     version = (index.version if index is not None else None) or source.used_version
     extensions = _extensions(gem, gem_dir, ctx)
-    return GemApi(gem=gem, namespace=namespace, index=index, version=version, extensions=extensions)
+    api = GemApi(gem=gem, namespace=namespace, index=index, version=version, extensions=extensions)
+    if fork is not None:
+        api.unavailable = f"{gem} is locked from {fork}, a fork: pass --gem-source {gem}=DIR with its source"
+    elif index is not None and locked and version and version != locked:
+        api.mismatch = f"the source is {gem} {version} but the project locks {locked}"
+    return api
+
+
+def _locked_from(ctx: AuditContext, gem: str) -> str | None:
+    """Where Gemfile.lock takes `gem` from when that is a git repository or a path, not a registry."""
+    rel = ctx.facts.gemfile_lock
+    source = ctx.files.get(rel) if rel else None
+    if source is None:
+        return None
+    return locked_sources(source.read_text()).get(gem)
 
 
 def _normal(name: str) -> str:

@@ -25,6 +25,10 @@ from shipbench.tasks.rails_chat.checks._common import (
 MODULE = "module"
 CHAT = "chat"
 LLM_OBJECT = "llm_object"  # an instance of some other RubyLLM constant (often an invented client)
+CHAT_CLASS = "chat_class"  # the class RubyLLM::Chat itself, passed around as a value (`chat_class: RubyLLM::Chat`)
+CLASS_ATTRIBUTE_MACROS = frozenset(
+    {"class_attribute", "cattr_accessor", "mattr_accessor", "cattr_reader", "mattr_reader"}
+)
 OTHER = "other"
 ATTEMPTED_SEND_METHODS = SEND_METHODS | {"chat"}
 
@@ -75,6 +79,8 @@ class FileFlow:
         t = node.type
         if t in ("constant", "scope_resolution") and text.lstrip(":") == LLM_CONSTANT:
             return MODULE
+        if t in ("constant", "scope_resolution") and text.lstrip(":") == f"{LLM_CONSTANT}::Chat":
+            return CHAT_CLASS
         if t in VARIABLE_TYPES:
             if t == "identifier" and text in self.chat_methods:
                 return CHAT
@@ -101,7 +107,7 @@ class FileFlow:
     def _call_kind(self, node: Node) -> str | None:
         method = method_name(self.parsed, node)
         recv = node.child_by_field_name("receiver")
-        if recv is None or self.parsed.text(recv) == "self":
+        if recv is None or self.parsed.text(recv) in ("self", "self.class"):
             if method in self.chat_methods:
                 return CHAT
             if method in self.module_methods:
@@ -112,7 +118,7 @@ class FileFlow:
         recv_kind = self.kind(recv)
         if method == "chat" and recv_kind == MODULE:
             return CHAT
-        if method == "new" and recv_text == f"{LLM_CONSTANT}::Chat":
+        if method == "new" and (recv_text == f"{LLM_CONSTANT}::Chat" or recv_kind == CHAT_CLASS):
             return CHAT
         if method == "context" and recv_kind == MODULE:
             return MODULE
@@ -139,7 +145,7 @@ def _root_constant(parsed: ParsedSource, node: Node) -> str | None:
 
 def _bind(flow: FileFlow, name: str, kind: str | None) -> bool:
     """Record `name` as `kind`; CHAT and MODULE win over OTHER. True when something changed."""
-    if kind is None or flow.kinds.get(name) in (CHAT, MODULE, LLM_OBJECT) or flow.kinds.get(name) == kind:
+    if kind is None or flow.kinds.get(name) in (CHAT, MODULE, LLM_OBJECT, CHAT_CLASS) or flow.kinds.get(name) == kind:
         return False
     flow.kinds[name] = kind
     return True
@@ -161,6 +167,39 @@ def _propagate_once(flow: FileFlow) -> bool:
     for node in of_type(parsed.root, "call"):
         changed |= _block_params(flow, node)
     changed |= _attr_readers(flow)
+    changed |= _class_attributes(flow)
+    return changed
+
+
+def _class_attributes(flow: FileFlow) -> bool:
+    """`class_attribute :client, default: RubyLLM` (and cattr/mattr forms): `client` answers the module
+    (or a chat, or the chat class) as its default value, so calls through it are typed like that value."""
+    changed = False
+    for call in of_type(flow.parsed.root, "call"):
+        if method_name(flow.parsed, call) not in CLASS_ATTRIBUTE_MACROS:
+            continue
+        args = call.child_by_field_name("arguments")
+        if args is None:
+            continue
+        default = next(
+            (
+                p.child_by_field_name("value")
+                for p in of_type(args, "pair")
+                if flow.parsed.text(p.child_by_field_name("key") or p).strip(":") == "default"
+            ),
+            None,
+        )
+        kind = flow.kind(default)
+        for sym in args.named_children:
+            if sym.type != "simple_symbol" or kind is None:
+                continue
+            name = flow.parsed.text(sym).lstrip(":")
+            holder = flow.module_methods if kind == MODULE else flow.chat_methods if kind == CHAT else None
+            if holder is not None and name not in holder:
+                holder.add(name)
+                changed = True
+            elif kind == CHAT_CLASS:
+                changed |= _bind(flow, name, CHAT_CLASS)
     return changed
 
 

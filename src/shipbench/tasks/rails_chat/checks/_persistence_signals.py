@@ -148,8 +148,13 @@ def _session_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
         key = session_key(parsed.text(key_node)) if key_node is not None else ""
         conv = bool(CONV_RE.search(key)) and not _ID_RE.search(key)
         conv = conv or (value is not None and bool(_VALUE_CONV_RE.search(parsed.text(value))))
-        if conv:
-            yield StoreSignal("session_cookie", parsed, line_of(node), True, key, container)
+        # A slot named by a constant or a variable (`@session[STORE_KEY] ||= {}`) that holds a
+        # collection is a store whatever it is called: it counts when linked to the LLM code.
+        named_indirectly = key_node is not None and key_node.type in ("constant", "scope_resolution",
+                                                                      "instance_variable", "identifier")
+        holds_collection = is_store_value(parsed, value)
+        if conv or (named_indirectly and holds_collection):
+            yield StoreSignal("session_cookie", parsed, line_of(node), conv, key, container)
 
 
 # ---------------------------------------------------------------- Rails.cache, database

@@ -84,7 +84,7 @@ def check_no_turbo_stream(ctx: AuditContext) -> Iterable[Hit]:
     present = bool(_turbo_stream_templates(ctx)) or any(_ruby_turbo_stream_use(p) for p in sources)
     if present:
         hand_written = _hand_rendered_messages(ctx)
-        if hand_written and not any(js_calls(u, "renderStreamMessage") for u in js_units(ctx)):
+        if hand_written and not any(list(js_calls(u, "renderStreamMessage")) for u in js_units(ctx)):
             yield Hit(
                 rule="hotwire.no_turbo_stream",
                 message="Turbo Streams exist, but the message flow does not use them: replies are fetched "
