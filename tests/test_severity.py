@@ -4,14 +4,19 @@ the invariant that every point removed is a `severity.<id>` finding in the dimen
 from __future__ import annotations
 
 import random
+import re
+import shutil
+from pathlib import Path
 
 import pytest
+from tests.conftest import write_tree
 
 from shipbench.audit.checks import Hit
+from shipbench.audit.engine import audit_project
 from shipbench.audit.models import DimensionScore, Evidence
 from shipbench.audit.scoring import score_with_severity
 from shipbench.tasks import load_task
-from shipbench.tasks.pack import Dimension, Rubric, Rule, SeverityClass
+from shipbench.tasks.pack import BUILTIN_DIR, Dimension, Rubric, Rule, SeverityClass, TaskPackError
 
 EV = (Evidence(path="app/services/x.rb", line=4, snippet="RubyLLM::Client.new"),)
 
@@ -152,3 +157,37 @@ def test_rails_chat_declares_the_issue_classes() -> None:
     assert {"core_path_dead", "security_critical", "history_discarded"} <= set(rubric.severity)
     assert rubric.severity["core_path_dead"].tier_ceiling == "C"
     assert rubric.severity["security_critical"].min_triggers == 2
+
+
+def test_audit_json_carries_the_glance_facts_and_the_fired_classes(tmp_path: Path) -> None:
+    """A stateless app whose model output goes out raw and whose CSRF is off: the facts say so."""
+    project = write_tree(
+        tmp_path / "p",
+        {
+            "Gemfile": 'source "https://rubygems.org"\ngem "rails"\ngem "ruby_llm"\n',
+            "config/application.rb": "module App\n  class Application < Rails::Application\n  end\nend\n",
+            "config/routes.rb": "Rails.application.routes.draw do\n  post '/ask', to: 'talk#create'\nend\n",
+            "app/controllers/talk_controller.rb": (
+                "class TalkController < ApplicationController\n  skip_forgery_protection\n\n"
+                "  def create\n    @answer = RubyLLM.chat.ask(params[:q]).content\n"
+                "    render html: @answer.html_safe\n  end\nend\n"
+            ),
+        },
+    )
+    result = audit_project(project, "rails-chat")
+    facts = result.facts
+    assert facts["csrf_disabled"] is True and facts["multi_turn"] is False
+    assert facts["system_prompt"] is False and facts["rescue_around_llm_call"] is False
+    assert facts["bypasses_ruby_llm"] is False and facts["committed_env_file"] is False
+    assert facts["stimulus_controllers"] == 0 and facts["tests_exercise_llm_path"] is False
+    assert "history_discarded" in facts["severity"]  # type: ignore[operator]
+    assert next(d for d in result.dimensions if d.id == "persistence").score == 0
+
+
+def test_a_fact_naming_an_unknown_rule_is_refused(tmp_path: Path) -> None:
+    pack = tmp_path / "pack"
+    shutil.copytree(BUILTIN_DIR / "rails_chat", pack)
+    with (pack / "task.toml").open("a", encoding="utf-8") as fh:
+        fh.write('\n[facts.bogus]\nfired = ["rubyllm.nope"]\n')
+    with pytest.raises(TaskPackError, match=re.escape("facts.bogus names unknown rule 'rubyllm.nope'")):
+        load_task(pack)

@@ -57,6 +57,8 @@ def audit_project(
 
     dimensions, total, tier, fired = score_with_severity(pack.rubric, hits)
     ctx.derived["severity"] = fired
+    if facts.is_rails:
+        ctx.derived.update(_rule_facts(pack, hits))
     issues = sorted([*files.issues, *ctx.parse_issues.values()], key=lambda i: (i.path, i.status))
     return AuditResult(
         task=pack.id,
@@ -77,6 +79,7 @@ def _facts_out(ctx: AuditContext, check_errors: list[str]) -> dict[str, object]:
     """The `facts` object of the audit JSON: extracted facts, what checks derived, API sources, scan counts."""
     out: dict[str, object] = ctx.facts.model_dump(mode="json")
     out.setdefault("persistence", "none")
+    out["committed_env_file"] = bool(ctx.facts.committed_env_files)
     out.update(ctx.derived)
     out["api_sources"] = [s.model_dump(mode="json") for s in ctx.api.sources]
     out["api_verified"] = ctx.api.verified
@@ -85,6 +88,16 @@ def _facts_out(ctx: AuditContext, check_errors: list[str]) -> dict[str, object]:
     if check_errors:
         out["check_errors"] = check_errors
     return dict(sorted(out.items()))
+
+
+def _rule_facts(pack: TaskPack, hits: list[Hit]) -> dict[str, object]:
+    """The task's boolean facts that are read off which rules fired (task.toml `[facts]`)."""
+    fired = {h.rule for h in hits}
+    out: dict[str, object] = {}
+    for name, spec in pack.spec.facts.items():
+        some_fired = not spec.fired or any(r in fired for r in spec.fired)
+        out[name] = some_fired and not any(r in fired for r in spec.absent)
+    return out
 
 
 def _parse_sources(ctx: AuditContext) -> None:

@@ -45,6 +45,14 @@ class Requirement(_Strict):
     text: str
 
 
+class RuleFact(_Strict):
+    """A boolean fact of the audit JSON read off the rules that fired: true when at least one rule of
+    `fired` fired (or `fired` is empty) and no rule of `absent` fired."""
+
+    fired: list[str] = Field(default_factory=list)
+    absent: list[str] = Field(default_factory=list)
+
+
 class TaskSpec(_Strict):
     id: str
     title: str
@@ -52,6 +60,7 @@ class TaskSpec(_Strict):
     phases: list[Phase] = Field(min_length=1)
     requirements: list[Requirement] = Field(min_length=1)
     rubyllm: dict[str, Any] = Field(default_factory=dict)
+    facts: dict[str, RuleFact] = Field(default_factory=dict)
 
 
 class Dimension(_Strict):
@@ -188,6 +197,10 @@ def load_task(name_or_path: str | Path) -> TaskPack:
     for phase in spec.phases:
         if not (root / phase.prompt).is_file():
             raise TaskPackError(f"{root / 'task.toml'}: phase {phase.id!r} prompt {phase.prompt!r} not found")
+    for fact, rule_fact in spec.facts.items():
+        unknown = [r for r in (*rule_fact.fired, *rule_fact.absent) if r not in rubric.rules]
+        if unknown:
+            raise TaskPackError(f"{root / 'task.toml'}: facts.{fact} names unknown rule {unknown[0]!r}")
     pack = TaskPack(root.resolve(), spec, rubric)
     _ = pack.checks  # import now so a broken module fails at load time
     return pack

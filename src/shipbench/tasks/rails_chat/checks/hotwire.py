@@ -161,7 +161,15 @@ def _controller_file_exists(ctx: AuditContext, ident: str) -> bool:
     return False
 
 
+def _stimulus_controller_count(ctx: AuditContext) -> int:
+    files = _js_files(ctx)
+    if not any(_STIMULUS_PACKAGES & set(js_import_sources(p)) for p in files):
+        return 0
+    return sum(1 for p in files if p.rel.endswith("_controller.js") and js_has_subclass(p))
+
+
 def check_no_stimulus(ctx: AuditContext) -> Iterable[Hit]:
+    ctx.derived["stimulus_controllers"] = _stimulus_controller_count(ctx)
     if _has_stimulus_controller(ctx):
         return
     refs = list(_controller_refs(ctx))

@@ -76,6 +76,8 @@ def analyse(ctx: AuditContext) -> Analysis:
     ctx.derived["tests_count"] = len(facts)
     ctx.derived["tests_reaching_llm"] = sum(1 for f in facts if f.reaches)
     ctx.derived["tests_llm_replaced"] = sum(1 for f in facts if f.reaches and f.replaced)
+    ctx.derived["tests_exercise_llm_path"] = any(f.reaches for f in facts)
+    ctx.derived["tests_mock_llm"] = any(f.reaches and f.replaced for f in facts)
     return result
 
 
