@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from tests.conftest import make_context, write_tree
 
 from shipbench.audit.checks import AuditContext, Hit
@@ -184,3 +185,36 @@ def test_key_preflight_forms(tmp_path: Path) -> None:
     for i, code in enumerate(forms):
         ctx = ctx_for(tmp_path / f"f{i}", {"config/initializers/key.rb": code})
         assert list(e.check_no_key_preflight(ctx)) == [], code
+
+
+# ---------------------------------------------------------------- silent empty reply (two styles + guards)
+
+_SILENT_LOOP = (
+    "class Relay\n  def initialize(turns) = @turns = turns\n\n  def call\n    c = RubyLLM.chat\n"
+    "    @turns.each_with_index do |t, i|\n      if i == @turns.size - 1 && t[:role] == 'user'\n"
+    "        return c.ask(t[:content]).content\n      end\n      c.add_message(t)\n    end\n    ''\n  end\nend\n"
+)
+_SILENT_CASE = (
+    "module Bots\n  class Answer\n    def reply(history)\n      llm = RubyLLM.chat\n"
+    "      case history.last&.fetch(:who)\n      when :human then llm.ask(history.last[:text]).content\n"
+    "      else\n        return nil\n      end\n    end\n  end\nend\n"
+)
+_BLANK_GUARD = (
+    "class Ok\n  def call(text)\n    return '' if text.blank?\n    chat = RubyLLM.chat\n"
+    "    if text.length > 2\n      chat.ask(text).content\n    else\n"
+    "      chat.ask(text * 2).content\n    end\n  end\nend\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("source", "line"), [(_SILENT_LOOP, 12), (_SILENT_CASE, 8)], ids=["loop-if", "case-else"]
+)
+def test_conditional_send_with_silent_empty_answer_is_found(tmp_path: Path, source: str, line: int) -> None:
+    ctx = ctx_for(tmp_path, {"app/services/x.rb": source})
+    hits = list(e.check_silent_empty_reply(ctx))
+    assert [(ev.path, ev.line) for h in hits for ev in h.evidence] == [("app/services/x.rb", line)]
+
+
+def test_blank_input_guard_and_unconditional_sends_are_not_silent_replies(tmp_path: Path) -> None:
+    ctx = ctx_for(tmp_path, {"app/services/x.rb": _BLANK_GUARD})
+    assert list(e.check_silent_empty_reply(ctx)) == []

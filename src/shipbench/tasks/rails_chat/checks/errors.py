@@ -22,6 +22,7 @@ from shipbench.audit.ruby.parse import Node, ParsedSource, of_type
 from shipbench.tasks.rails_chat.checks._common import app_ruby, def_name, method_name
 from shipbench.tasks.rails_chat.checks._llm_flow import send_sites
 from shipbench.tasks.rails_chat.checks._rescue import Coverage, Rescue, RescueIndex
+from shipbench.tasks.rails_chat.checks._silent_reply import silent_empty_replies
 from shipbench.tasks.rails_chat.checks.rubyllm import raw_http_places
 
 LOG_CALLS = frozenset(
@@ -268,8 +269,20 @@ def check_no_key_preflight(ctx: AuditContext) -> Iterator[Hit]:
     )
 
 
+def check_silent_empty_reply(ctx: AuditContext) -> Iterator[Hit]:
+    evidence = tuple(dict.fromkeys(silent_empty_replies(ctx)))
+    if evidence:
+        yield Hit(
+            rule="errors.silent_empty_reply",
+            message="The LLM is asked only on some branch; on another the turn is answered with an empty "
+            "value, silently: the user gets no reply and no error.",
+            evidence=evidence,
+        )
+
+
 CHECKS: list[Check] = [
     check_no_rescue,
+    check_silent_empty_reply,
     check_untyped_rescue,
     check_swallowed,
     check_no_user_feedback,
