@@ -497,3 +497,43 @@ export function send(form, history) {
     ctx = make_ctx(tmp_path, {"app/services/chat_service.rb": SERVICE, "app/javascript/chat.js": js})
     hit = only(run(ctx), "persistence.client_side")
     assert (hit.evidence[0].path, hit.evidence[0].line) == ("app/javascript/chat.js", 3)
+
+
+# ---------------------------------------------------------------- stores reached through data flow, not names
+
+_STORE_BY_CONSTANT = {
+    "app/models/thread_box.rb": (
+        "class ThreadBox\n  SLOT = :threads\n\n  def initialize(jar)\n    @bag = jar\n    @bag[SLOT] ||= {}\n"
+        "  end\n\n  def add(id, turn)\n    (@bag[SLOT][id] ||= []) << turn\n  end\nend\n"
+    ),
+    "app/controllers/talk_controller.rb": (
+        "class TalkController < ApplicationController\n  def create\n    box = ThreadBox.new(session)\n"
+        "    reply = ChatService.new([]).call(params[:q])\n    box.add(params[:id], reply)\n  end\nend\n"
+    ),
+}
+_STORE_BY_IVAR_KEY = {
+    "lib/transcript_keeper.rb": (
+        "module Keep\n  class TranscriptKeeper\n    def initialize(owner, store = nil)\n      @owner = owner\n"
+        "      @where = store\n      @k = \"t-#{owner}\"\n    end\n\n    def push(turn)\n"
+        "      @where[@k] = (@where[@k] || []) + [turn]\n    end\n  end\nend\n"
+    ),
+    "app/controllers/replies_controller.rb": (
+        "class RepliesController < ApplicationController\n  def create\n"
+        "    keeper = Keep::TranscriptKeeper.new(current_user_id, cookies.encrypted)\n"
+        "    keeper.push(ChatService.new([]).call(params[:q]))\n  end\nend\n"
+    ),
+}
+
+
+def test_session_handed_to_a_store_object_under_another_name_is_a_session_store(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, {"app/services/chat_service.rb": SERVICE, **_STORE_BY_CONSTANT})
+    hits = run(ctx)
+    assert "persistence.none" not in rules(hits)
+    assert ctx.derived["persistence"] == "session_cookie"
+
+
+def test_cookie_jar_passed_positionally_and_keyed_by_an_ivar_is_a_session_store(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, {"app/services/chat_service.rb": SERVICE, **_STORE_BY_IVAR_KEY})
+    hits = run(ctx)
+    assert "persistence.none" not in rules(hits)
+    assert ctx.derived["persistence"] == "session_cookie"

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from shipbench.audit.checks import AuditContext
-from shipbench.audit.ruby.parse import Node, ParsedSource, line_of, of_type
+from shipbench.audit.ruby.parse import Node, ParsedSource, enclosing, line_of, of_type
 from shipbench.tasks.rails_chat.checks._common import (
     app_ruby,
     calls,
@@ -107,12 +107,65 @@ def is_store_value(parsed: ParsedSource, node: Node | None) -> bool:
 # ---------------------------------------------------------------- session / cookies
 
 
-def _container(parsed: ParsedSource, ref: Node) -> str:
+def _container(parsed: ParsedSource, ref: Node, aliases: dict[str, str] | None = None) -> str:
     obj = ref.child_by_field_name("object")
     text = parsed.text(obj) if obj is not None else ""
+    return _container_of(text) or (aliases or {}).get(text, "")
+
+
+def _container_of(text: str) -> str:
     if _SESSION_RE.match(text):
         return "session"
     return "cookies" if _COOKIE_RE.match(text) else ""
+
+
+def _class_of(parsed: ParsedSource, node: Node) -> str:
+    klass = enclosing(node, "class", "module")
+    name = klass.child_by_field_name("name") if klass is not None else None
+    return parsed.text(name).rsplit("::", 1)[-1] if name is not None else ""
+
+
+def store_aliases(sources: list[ParsedSource]) -> dict[str, dict[str, str]]:
+    """Per file, the names that hold the session or the cookie jar under another name: a variable
+    assigned from it, or a constructor parameter of a class that some file instantiates with it
+    (`ConversationStore.new(session)`), and the instance variable that parameter is stored into."""
+    handed: dict[tuple[str, int], str] = {}  # (class name, argument position) -> container
+    for parsed in sources:
+        for node in of_type(parsed.root, "call"):
+            recv = node.child_by_field_name("receiver")
+            method = node.child_by_field_name("method")
+            args = node.child_by_field_name("arguments")
+            if recv is None or method is None or args is None or parsed.text(method) != "new":
+                continue
+            for pos, arg in enumerate(a for a in args.named_children if a.type != "pair"):
+                container = _container_of(parsed.text(arg))
+                if container:
+                    handed[(parsed.text(recv).lstrip(":").rsplit("::", 1)[-1], pos)] = container
+    out: dict[str, dict[str, str]] = {}
+    for parsed in sources:
+        names: dict[str, str] = {}
+        for method in of_type(parsed.root, "method"):
+            name = method.child_by_field_name("name")
+            params = method.child_by_field_name("parameters")
+            if name is None or params is None or parsed.text(name) != "initialize":
+                continue
+            klass = _class_of(parsed, method)
+            positional = [p for p in params.named_children if p.type in ("identifier", "optional_parameter")]
+            for pos, param in enumerate(positional):
+                pname = param.child_by_field_name("name") if param.type == "optional_parameter" else param
+                if pname is not None and (klass, pos) in handed:
+                    names[parsed.text(pname)] = handed[(klass, pos)]
+        for _ in range(2):  # @store = session / @jar = cookie_jar_param
+            for node in of_type(parsed.root, "assignment"):
+                left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+                if left is None or right is None or left.type not in ("instance_variable", "identifier"):
+                    continue
+                container = _container_of(parsed.text(right)) or names.get(parsed.text(right), "")
+                if container:
+                    names[parsed.text(left)] = container
+        if names:
+            out[parsed.rel] = names
+    return out
 
 
 def _written_ref(parsed: ParsedSource, node: Node) -> tuple[Node, Node | None] | None:
@@ -135,13 +188,13 @@ def _op(parsed: ParsedSource, node: Node) -> str:
     return parsed.text(op) if op is not None else ""
 
 
-def _session_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
+def _session_signals(parsed: ParsedSource, aliases: dict[str, str] | None = None) -> Iterator[StoreSignal]:
     for node in of_type(parsed.root, *_ASSIGNMENTS, "binary", "call"):
         written = _written_ref(parsed, node)
         if written is None:
             continue
         ref, value = written
-        container = _container(parsed, ref)
+        container = _container(parsed, ref, aliases)
         if not container:
             continue
         key_node = ref.named_child(1) if ref.named_child_count > 1 else None
@@ -152,7 +205,9 @@ def _session_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
         # collection is a store whatever it is called: it counts when linked to the LLM code.
         named_indirectly = key_node is not None and key_node.type in ("constant", "scope_resolution",
                                                                       "instance_variable", "identifier")
-        holds_collection = is_store_value(parsed, value)
+        holds_collection = is_store_value(parsed, value) or (
+            value is not None and next(iter(of_type(value, "array", "hash")), None) is not None
+        )
         if conv or (named_indirectly and holds_collection):
             yield StoreSignal("session_cookie", parsed, line_of(node), conv, key, container)
 
@@ -160,11 +215,32 @@ def _session_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
 # ---------------------------------------------------------------- Rails.cache, database
 
 
+def cache_aliases(parsed: ParsedSource) -> set[str]:
+    """Names holding Rails.cache in this file: assigned from it, or a parameter defaulting to it,
+    and the variables those are stored into."""
+    names: set[str] = set()
+    for node in of_type(parsed.root, "keyword_parameter", "optional_parameter"):
+        name, value = node.child_by_field_name("name"), node.child_by_field_name("value")
+        if name is not None and value is not None and parsed.text(value).lstrip(":") == "Rails.cache":
+            names.add(parsed.text(name))
+    for _ in range(2):
+        for node in of_type(parsed.root, "assignment", "operator_assignment"):
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if left is None or right is None:
+                continue
+            assigned = parsed.text(right).lstrip(":")
+            if assigned == "Rails.cache" or assigned in names:
+                names.add(parsed.text(left))
+    return names
+
+
 def _cache_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
     mentions_cache = b"Rails.cache" in parsed.source
+    aliases = cache_aliases(parsed)
     for site in calls(parsed, "write", "fetch"):
         recv = site.receiver.lstrip(":")
-        if recv != "Rails.cache" and not (mentions_cache and recv.lower().endswith("cache")):
+        named_cache = mentions_cache and recv.lower().endswith("cache")
+        if recv != "Rails.cache" and recv not in aliases and not named_cache:
             continue
         args = site.node.child_by_field_name("arguments")
         first = args.named_child(0) if args is not None and args.named_child_count else None
@@ -387,8 +463,10 @@ def _client_param_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
 def collect_signals(ctx: AuditContext) -> list[StoreSignal]:
     sources = app_ruby(ctx)
     signals: list[StoreSignal] = []
+    aliases = store_aliases(sources)
     for parsed in sources:
-        for collect in (_session_signals, _cache_signals, _database_signals):
+        signals.extend(_session_signals(parsed, aliases.get(parsed.rel)))
+        for collect in (_cache_signals, _database_signals):
             signals.extend(collect(parsed))
         signals.extend(_singleton_signals(parsed))
         signals.extend(_class_store_signals(parsed))
