@@ -496,6 +496,18 @@ def file_graph(sources: list[ParsedSource]) -> dict[str, set[str]]:
             if other != parsed.rel and refs & names:
                 graph[parsed.rel].add(other)
                 graph[other].add(parsed.rel)
+    # A subclass calls what its superclass defines (a controller's helper `conversation_store` in
+    # ApplicationController): the superclass's references are the subclass's too.
+    owner = {name: rel for rel, names in defined.items() for name in names}
+    for parsed in sources:
+        for klass in of_type(parsed.root, "class"):
+            sup = klass.child_by_field_name("superclass")
+            base = owner.get(parsed.text(sup).lstrip("< :").rsplit("::", 1)[-1]) if sup is not None else None
+            if base is None or base == parsed.rel:
+                continue
+            for other in graph[base] - {parsed.rel}:
+                graph[parsed.rel].add(other)
+                graph[other].add(parsed.rel)
     return graph
 
 
