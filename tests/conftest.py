@@ -14,7 +14,19 @@ from shipbench.tasks import load_task
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
-RUBY_LLM_GEM = FIXTURES / "gems" / "ruby_llm-1.14.1"
+RUBY_LLM_GEM = FIXTURES / "gems" / "ruby_llm-1.14.1"  # hand-written mirror: construct unit tests
+# The real gem sources (MIT) beside the checkout: ../shared/reference/gems/ruby_llm-<version>. Tests that
+# verify API calls use these; they skip, saying why, where the folder is absent.
+REAL_GEMS = REPO.parent / "shared" / "reference" / "gems"
+REAL_RUBY_LLM = REAL_GEMS / "ruby_llm-1.14.1"
+REAL_RUBY_LLM_116 = REAL_GEMS / "ruby_llm-1.16.0"
+
+
+def need_real_gem(*paths: Path) -> None:
+    """Skip the calling test when a real gem source is not beside the checkout."""
+    for path in paths or (REAL_RUBY_LLM,):
+        if not (path / "lib").is_dir():
+            pytest.skip(f"real gem source not found at {path} (expected ../shared/reference/gems beside the checkout)")
 
 
 def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:

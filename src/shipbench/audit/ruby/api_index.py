@@ -8,6 +8,8 @@ namespace first) once every file is read.
 Gem-specific extension point (data-driven, general): a method named `configuration_options` whose
 last expression is a `%i[...]` literal contributes accessors to every class that defines an
 attr-accessor macro named `option` (ruby_llm >= 1.14 registers provider keys this way at load time).
+A macro's generated names come from name templates (`attr_reader key`, `define_method("#{key}=")`);
+a call whose name cannot be read leaves a glob pattern instead (lookups unsure, never absent).
 """
 
 from __future__ import annotations

@@ -253,12 +253,26 @@ class FileTypes:
         klass = enclosing_class(node)
         if klass is None or not name:
             return None
-        method = self.class_methods(klass).get(name)
-        if method is None or method.id == (scope_of(node).id if scope_of(node) else -1):
+        scope = scope_of(node)
+        table = self.singleton_helpers(klass) if scope.type == "singleton_method" else self.class_methods(klass)
+        method = table.get(name)
+        if method is None or method.id == scope.id:
             return None
         body = method.child_by_field_name("body")
         last = _last_expression(body) if body is not None and body.type == "body_statement" else body
         return self.type_of(last) if last is not None else None
+
+    def singleton_helpers(self, klass: Node) -> dict[str, Node]:
+        """`def self.x` methods of a class or module body: what a bare call inside another `def self.y` reaches."""
+        key = -klass.id - 1
+        if key not in self._methods:
+            found: dict[str, Node] = {}
+            for node in _walk_scope(klass, descend_methods=False):
+                obj = node.child_by_field_name("object") if node.type == "singleton_method" else None
+                if obj is not None and obj.type == "self" and (name := node.child_by_field_name("name")) is not None:
+                    found.setdefault(self.parsed.text(name), node)
+            self._methods[key] = found
+        return self._methods[key]
 
     def class_methods(self, klass: Node) -> dict[str, Node]:
         """Instance methods defined directly in a class body (`private def x` included)."""

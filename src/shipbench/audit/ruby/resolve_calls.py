@@ -92,6 +92,8 @@ class FileCalls:
                 self._constant(node)
             elif node.type == "call":
                 self._call(node)
+            elif node.type == "identifier" and self.defs.records and _class_statement(node):
+                self._self_call(node, self.parsed.text(node))  # a bare `acts_as_chat` in a model body
         return self.calls
 
     # ---- constants
@@ -248,6 +250,13 @@ def _rooted_in_missing(api: GemApi, origin: str) -> bool:
     found = api.lookup(root, first, singleton)
     receiver = RType.const(root) if singleton else RType.instance(root)
     return found.method is None and found.certain and not api.is_core(receiver, first)
+
+
+def _class_statement(node: Node) -> bool:
+    parent = node.parent
+    return parent is not None and parent.type == "body_statement" and parent.parent is not None and (
+        parent.parent.type == "class"
+    )
 
 
 def _is_attribute_write(node: Node) -> bool:

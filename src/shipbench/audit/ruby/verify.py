@@ -1,9 +1,12 @@
 """Verify a project's calls into library gems against the gems' own source (issue 3).
 
 For each verified gem (task.toml [rubyllm].verified_gems) the source at the Gemfile.lock version is
-located (or given with --gem-source) and indexed; every Ruby/ERB file of app/, lib/, config/ and (as
-in_test) test/ and spec/ is walked, receivers are typed by infer_types, and each gem call gets a
-verdict from resolve_calls; test files also get their doubles checked by resolve_fakes.
+located (or given with --gem-source) and indexed; every Ruby/ERB file of the project (and every
+extensionless file with a ruby shebang) is walked, test/ and spec/ ones as in_test; models calling the
+gem's acts_as_* macros become records (resolve_records); receivers are typed by infer_types, and each
+gem call gets a verdict from resolve_calls; test files also get their doubles checked by resolve_fakes.
+A gem locked from a git/path source (a fork) is not verified against a release unless its source is
+given; a source whose version is not the locked one never yields missing/bad_arguments.
 Invariants: never raises on project content (a file that breaks the resolver is recorded in
 `ApiReport.notes` and skipped); without a gem source every call is "unverifiable" and no fake is
 reported; the result is a pure function of the files, the task and the gem sources.
