@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shipbench.audit.engine import audit_project
+from shipbench.audit.facts.lockfile import parse_lockfile
 from shipbench.audit.models import AuditResult
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,10 +54,7 @@ def gem_sources(project: Path) -> dict[str, Path]:
     """The real ruby_llm source at the version the project's Gemfile.lock pins (1.14.1 when unknown)."""
     version = "1.14.1"
     for lock in sorted(project.rglob("Gemfile.lock")):
-        for line in lock.read_text(encoding="utf-8", errors="replace").splitlines():
-            stripped = line.strip()
-            if stripped.startswith("ruby_llm (") and line.startswith("    ") and not line.startswith("      "):
-                version = stripped.removeprefix("ruby_llm (").rstrip(")")
+        version = parse_lockfile(lock.read_text(encoding="utf-8", errors="replace")).get("ruby_llm", version)
         break
     source = GEMS / f"ruby_llm-{version}"
     return {"ruby_llm": source} if source.is_dir() else {}

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from shipbench.audit.checks import AuditContext
-from shipbench.audit.ruby.parse import Node, ParsedSource, enclosing, line_of, of_type
+from shipbench.audit.ruby.parse import Node, ParsedSource, line_of, of_type
 from shipbench.tasks.rails_chat.checks._common import (
     app_ruby,
     calls,
@@ -119,12 +119,6 @@ def _container_of(text: str) -> str:
     return "cookies" if _COOKIE_RE.match(text) else ""
 
 
-def _class_of(parsed: ParsedSource, node: Node) -> str:
-    klass = enclosing(node, "class", "module")
-    name = klass.child_by_field_name("name") if klass is not None else None
-    return parsed.text(name).rsplit("::", 1)[-1] if name is not None else ""
-
-
 def store_aliases(sources: list[ParsedSource]) -> dict[str, dict[str, str]]:
     """Per file, the names that hold the session or the cookie jar under another name: a variable
     assigned from it, or a constructor parameter of a class that some file instantiates with it
@@ -149,7 +143,8 @@ def store_aliases(sources: list[ParsedSource]) -> dict[str, dict[str, str]]:
             params = method.child_by_field_name("parameters")
             if name is None or params is None or parsed.text(name) != "initialize":
                 continue
-            klass = _class_of(parsed, method)
+            owner = enclosing_class(method)
+            klass = class_name(parsed, owner).rsplit("::", 1)[-1] if owner is not None else ""
             positional = [p for p in params.named_children if p.type in ("identifier", "optional_parameter")]
             for pos, param in enumerate(positional):
                 pname = param.child_by_field_name("name") if param.type == "optional_parameter" else param

@@ -135,10 +135,12 @@ def _js_files(ctx: AuditContext) -> list[ParsedSource]:
     return [p for prefix in JS_DIRS for p in ctx.js_sources(prefix)]
 
 
-def _has_stimulus_controller(ctx: AuditContext) -> bool:
+def _stimulus_controller_count(ctx: AuditContext) -> int:
+    """`*_controller.js` files subclassing a Controller, in a project that imports Stimulus."""
     files = _js_files(ctx)
-    imports_stimulus = any(_STIMULUS_PACKAGES & set(js_import_sources(p)) for p in files)
-    return imports_stimulus and any(p.rel.endswith("_controller.js") and js_has_subclass(p) for p in files)
+    if not any(_STIMULUS_PACKAGES & set(js_import_sources(p)) for p in files):
+        return 0
+    return sum(1 for p in files if p.rel.endswith("_controller.js") and js_has_subclass(p))
 
 
 def _controller_refs(ctx: AuditContext) -> Iterator[tuple[ParsedSource, int, str]]:
@@ -161,16 +163,10 @@ def _controller_file_exists(ctx: AuditContext, ident: str) -> bool:
     return False
 
 
-def _stimulus_controller_count(ctx: AuditContext) -> int:
-    files = _js_files(ctx)
-    if not any(_STIMULUS_PACKAGES & set(js_import_sources(p)) for p in files):
-        return 0
-    return sum(1 for p in files if p.rel.endswith("_controller.js") and js_has_subclass(p))
-
-
 def check_no_stimulus(ctx: AuditContext) -> Iterable[Hit]:
-    ctx.derived["stimulus_controllers"] = _stimulus_controller_count(ctx)
-    if _has_stimulus_controller(ctx):
+    count = _stimulus_controller_count(ctx)
+    ctx.derived["stimulus_controllers"] = count
+    if count:
         return
     refs = list(_controller_refs(ctx))
     if any(_controller_file_exists(ctx, ident) for _view, _line, ident in refs):

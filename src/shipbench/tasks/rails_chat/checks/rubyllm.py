@@ -390,11 +390,12 @@ def history_kept(ctx: AuditContext) -> bool:
 
 def check_no_multi_turn(ctx: AuditContext) -> Iterator[Hit]:
     entries = entry_sites(ctx)
-    ctx.derived["multi_turn"] = bool(entries) and history_kept(ctx)
+    kept = history_kept(ctx)
+    ctx.derived["multi_turn"] = bool(entries) and kept
     # History handed to the entry call itself (`RubyLLM.chat(messages: ...)`) is an attempt at
     # multi-turn that the gem rejects: that defect is the entry call's, not counted twice here.
     batch = any("messages" in keyword_arguments(e.parsed, e.node) for e in entries)
-    if entries and not history_kept(ctx) and not batch:
+    if entries and not kept and not batch:
         yield Hit(
             rule="rubyllm.no_multi_turn",
             message="Every request builds a fresh chat and sends one message: no add_message replay, "
