@@ -242,4 +242,3 @@ class CodexAdapter:
 
     def parse_version(self, output: str) -> str:
         return parse_semver(output)
-

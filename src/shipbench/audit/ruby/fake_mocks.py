@@ -165,9 +165,7 @@ def _rspec_subject(parsed: ParsedSource, receive: Node) -> Node | None:
     return None
 
 
-def _find_injections(
-    parsed: ParsedSource, types: FileTypes, api: GemApi, mocks: dict[tuple[int, str], _Mock]
-) -> None:
+def _find_injections(parsed: ParsedSource, types: FileTypes, api: GemApi, mocks: dict[tuple[int, str], _Mock]) -> None:
     for call in of_type(parsed.root, "call"):
         method = _method(parsed, call)
         args = _args(call)

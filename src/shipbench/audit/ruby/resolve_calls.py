@@ -46,15 +46,23 @@ class ProjectDefs:
     methods: dict[str, set[str]] = field(default_factory=dict)
     records: dict[str, Record] = field(default_factory=dict)  # project models calling a gem macro
     record_methods: dict[str, set[str]] = field(default_factory=dict)  # what the project defines in them
+    test_constants: dict[str, tuple[str, int]] = field(default_factory=dict)  # gem-namespace classes tests invent
 
-    def add_file(self, parsed: ParsedSource, apis: list[GemApi]) -> None:
+    def add_file(self, parsed: ParsedSource, apis: list[GemApi], in_test: bool = False) -> None:
+        """Record what `parsed` defines. Test code never makes a constant or method real for the app:
+        a class it defines inside a gem namespace that the gem lacks goes to `test_constants` instead."""
         for node in walk(parsed.root):
             if node.type not in ("class", "module"):
                 continue
             full = qualified_name(parsed, node)
-            if not any(api.owns(full) for api in apis):
+            owner = next((api for api in apis if api.owns(full)), None)
+            if owner is None:
                 names = self.record_methods.setdefault(full, set()) if node.type == "class" else set()
                 names.update(_defined_names(parsed, node))
+                continue
+            if in_test:
+                if owner.index is not None and full != owner.namespace and owner.find_class(full) is None:
+                    self.test_constants.setdefault(full, (parsed.rel, node.start_point[0] + 1))
                 continue
             self.constants.add(full)
             self.methods.setdefault(full, set()).update(_defined_names(parsed, node))
@@ -254,8 +262,11 @@ def _rooted_in_missing(api: GemApi, origin: str) -> bool:
 
 def _class_statement(node: Node) -> bool:
     parent = node.parent
-    return parent is not None and parent.type == "body_statement" and parent.parent is not None and (
-        parent.parent.type == "class"
+    return (
+        parent is not None
+        and parent.type == "body_statement"
+        and parent.parent is not None
+        and (parent.parent.type == "class")
     )
 
 

@@ -31,7 +31,7 @@ from shipbench.audit.ruby.resolve_api import GemApi
 from shipbench.audit.ruby.resolve_calls import FileCalls, ProjectDefs
 from shipbench.audit.ruby.resolve_fakes import find_fakes
 from shipbench.audit.ruby.resolve_records import macros_of, prefers_new_variant
-from shipbench.audit.ruby.verify_types import ApiReport, GemSource
+from shipbench.audit.ruby.verify_types import ApiReport, FakeMismatch, GemSource
 
 if TYPE_CHECKING:
     from shipbench.audit.checks import AuditContext
@@ -57,10 +57,14 @@ def verify_project(ctx: AuditContext, gem_sources: dict[str, Path], roots: Seque
         for parsed, in_test in sources:
             if not in_test and parsed.kind == "ruby":
                 _guard(report, parsed.rel, partial(defs.add_records, parsed, api, macros, prefer_new))
-    for parsed, _ in sources:
-        _guard(report, parsed.rel, partial(defs.add_file, parsed, apis))
+    for parsed, in_test in sources:
+        _guard(report, parsed.rel, partial(defs.add_file, parsed, apis, in_test))
     for parsed, in_test in sources:
         _guard(report, parsed.rel, partial(_verify_file, report, parsed, in_test, apis, defs))
+    for name, (rel, line) in sorted(defs.test_constants.items()):
+        detail = "defined by the test suite inside the gem's namespace; the locked gem has no such constant"
+        fake = FakeMismatch(path=rel, line=line, kind="defined_constant", name=name, real=name, detail=detail)
+        report.fakes.append(fake)
     return report
 
 

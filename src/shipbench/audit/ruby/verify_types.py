@@ -32,7 +32,7 @@ class FakeMismatch(BaseModel):
 
     path: str
     line: int
-    kind: str  # "fake_method" | "fake_signature" | "missing_constant" | "stubbed_method"
+    kind: str  # "fake_method" | "fake_signature" | "missing_constant" | "stubbed_method" | "defined_constant"
     name: str  # e.g. "FakeChat#send_message" or "RubyLLM::Client"
     real: str  # the real class it imitates, e.g. "Chat"
     detail: str = ""

@@ -51,12 +51,7 @@ def is_fixed_html(parsed: ParsedSource, node: Node) -> bool:
         return all(s.named_child_count and is_fixed_html(parsed, s.named_children[0]) for s in subs)
     if node.type == "binary_expression":
         left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
-        return (
-            left is not None
-            and right is not None
-            and is_fixed_html(parsed, left)
-            and is_fixed_html(parsed, right)
-        )
+        return left is not None and right is not None and is_fixed_html(parsed, left) and is_fixed_html(parsed, right)
     if node.type == "call_expression":
         return bool(_ESCAPER_RE.search(js_callee(parsed, node)[1]))
     return False

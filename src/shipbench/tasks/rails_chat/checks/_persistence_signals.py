@@ -56,9 +56,7 @@ _MUTATORS = _APPEND_METHODS | {
 _COLLECTION_CLASSES = frozenset(
     {"Hash", "Array", "Set", "Concurrent::Hash", "Concurrent::Map", "Concurrent::Array", "ThreadSafe::Cache"}
 )
-_SPECIAL_GLOBALS = frozenset(
-    {"$stdout", "$stderr", "$stdin", "$PROGRAM_NAME", "$VERBOSE", "$DEBUG", "$LOAD_PATH"}
-)
+_SPECIAL_GLOBALS = frozenset({"$stdout", "$stderr", "$stdin", "$PROGRAM_NAME", "$VERBOSE", "$DEBUG", "$LOAD_PATH"})
 _ASSIGNMENTS = ("assignment", "operator_assignment")
 _RECORD_BASES = frozenset({"ApplicationRecord", "ActiveRecord::Base"})
 
@@ -198,8 +196,12 @@ def _session_signals(parsed: ParsedSource, aliases: dict[str, str] | None = None
         conv = conv or (value is not None and bool(_VALUE_CONV_RE.search(parsed.text(value))))
         # A slot named by a constant or a variable (`@session[STORE_KEY] ||= {}`) that holds a
         # collection is a store whatever it is called: it counts when linked to the LLM code.
-        named_indirectly = key_node is not None and key_node.type in ("constant", "scope_resolution",
-                                                                      "instance_variable", "identifier")
+        named_indirectly = key_node is not None and key_node.type in (
+            "constant",
+            "scope_resolution",
+            "instance_variable",
+            "identifier",
+        )
         holds_collection = is_store_value(parsed, value) or (
             value is not None and next(iter(of_type(value, "array", "hash")), None) is not None
         )
@@ -252,11 +254,7 @@ def _database_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
     for klass in of_type(parsed.root, "class"):
         sup = klass.child_by_field_name("superclass")
         name = class_name(parsed, klass)
-        if (
-            sup is not None
-            and parsed.text(sup).lstrip("< :") in _RECORD_BASES
-            and name != "ApplicationRecord"
-        ):
+        if sup is not None and parsed.text(sup).lstrip("< :") in _RECORD_BASES and name != "ApplicationRecord":
             yield StoreSignal("database", parsed, line_of(klass), bool(CONV_RE.search(name)), name)
     for site in calls(parsed, "acts_as_chat", "acts_as_message"):
         yield StoreSignal("database", parsed, line_of(site.node), True, site.method)
@@ -267,9 +265,7 @@ def _database_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
             "list",
             "json",
         ):
-            yield StoreSignal(
-                "database", parsed, line_of(site.node), bool(CONV_RE.search(parsed.text(site.node)))
-            )
+            yield StoreSignal("database", parsed, line_of(site.node), bool(CONV_RE.search(parsed.text(site.node))))
 
 
 # ---------------------------------------------------------------- process-local stores
@@ -304,17 +300,11 @@ def _singleton_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
         if left is None or right is None:
             continue
         name = parsed.text(left)
-        if (
-            left.type == "instance_variable"
-            and name == "@instance"
-            and parsed.text(right) in ("new", "self.new")
-        ):
+        if left.type == "instance_variable" and name == "@instance" and parsed.text(right) in ("new", "self.new"):
             holds, conv = _class_holds_store(parsed, enclosing_class(node))
             if holds:
                 yield StoreSignal("singleton", parsed, line_of(node), conv, name)
-        elif (
-            left.type == "global_variable" and name not in _SPECIAL_GLOBALS and is_store_value(parsed, right)
-        ):
+        elif left.type == "global_variable" and name not in _SPECIAL_GLOBALS and is_store_value(parsed, right):
             yield StoreSignal("singleton", parsed, line_of(node), _names_conv(parsed, node, name), name)
 
 
@@ -402,9 +392,7 @@ def _mutates(parsed: ParsedSource, name: str) -> bool:
 # ---------------------------------------------------------------- browser-side history
 
 
-_STORAGE_OBJECTS = frozenset(
-    {"localStorage", "sessionStorage", "window.localStorage", "window.sessionStorage"}
-)
+_STORAGE_OBJECTS = frozenset({"localStorage", "sessionStorage", "window.localStorage", "window.sessionStorage"})
 _HIDDEN_RE = re.compile(
     r"""hidden_field(?:_tag)?\s*\(?\s*:?["']?(messages|history|conversation|transcript)\b"""
     r"""|<input[^>]*type=["']hidden["'][^>]*name=["'][^"']*(messages|history|conversation|transcript)""",

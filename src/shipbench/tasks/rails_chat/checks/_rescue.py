@@ -82,9 +82,7 @@ class RescueIndex:
         self._cover(parsed, node, result, depth=0, seen=set())
         return result
 
-    def _cover(
-        self, parsed: ParsedSource, node: Node, out: Coverage, depth: int, seen: set[tuple[str, int]]
-    ) -> None:
+    def _cover(self, parsed: ParsedSource, node: Node, out: Coverage, depth: int, seen: set[tuple[str, int]]) -> None:
         local = [r for r in local_rescues(parsed, node) if self.covers(r)]
         local += [r for r in self.rescue_froms(parsed, node) if self.covers(r)]
         if local:
@@ -151,12 +149,7 @@ def _reaches(
 def _assigned_from(parsed: ParsedSource, var: str, klass: str) -> bool:
     for node in of_type(parsed.root, "assignment", "operator_assignment"):
         left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
-        if (
-            left is not None
-            and right is not None
-            and parsed.text(left) == var
-            and klass in parsed.text(right)
-        ):
+        if left is not None and right is not None and parsed.text(left) == var and klass in parsed.text(right):
             return True
     return False
 

@@ -20,23 +20,21 @@ from shipbench.audit.checks import AuditContext, Check, Hit
 from shipbench.audit.models import Evidence
 from shipbench.audit.ruby.parse import Node, ParsedSource, of_type
 from shipbench.tasks.rails_chat.checks._common import app_ruby, def_name, method_name
+from shipbench.tasks.rails_chat.checks._eager_config import eager_config_errors
+from shipbench.tasks.rails_chat.checks._exception_text import shown_exception_texts
 from shipbench.tasks.rails_chat.checks._llm_flow import send_sites
 from shipbench.tasks.rails_chat.checks._rescue import Coverage, Rescue, RescueIndex
 from shipbench.tasks.rails_chat.checks._silent_reply import silent_empty_replies
 from shipbench.tasks.rails_chat.checks.rubyllm import raw_http_places
 
-LOG_CALLS = frozenset(
-    {"logger", "log", "puts", "warn", "print", "p", "report", "notify", "capture_exception"}
-)
+LOG_CALLS = frozenset({"logger", "log", "puts", "warn", "print", "p", "report", "notify", "capture_exception"})
 FEEDBACK_CALLS = frozenset(
     {"flash", "render", "redirect_to", "respond_to", "turbo_stream", "head", "message", "t", "translate"}
 )
 FEEDBACK_NAME = re.compile(r"error|alert|notice|fail|warning", re.IGNORECASE)
 FALSY_TYPES = frozenset({"nil", "false"})
 KEY_TEXT = re.compile(r"api_key|API_KEY|OPENROUTER", re.IGNORECASE)
-PREFLIGHT_METHOD = re.compile(
-    r"(configured|api_key|key_present|credentials)\w*[?!]$|^(ensure|check|require)_\w*key"
-)
+PREFLIGHT_METHOD = re.compile(r"(configured|api_key|key_present|credentials)\w*[?!]$|^(ensure|check|require)_\w*key")
 
 
 @dataclass(frozen=True)
@@ -49,12 +47,7 @@ def llm_sends(ctx: AuditContext) -> list[Send]:
     sends = [Send(s.parsed, s.node) for s in send_sites(ctx)]
     for parsed, node, what in raw_http_places(ctx):
         parent = node.parent
-        if (
-            parsed.kind == "ruby"
-            and parent is not None
-            and parent.type == "call"
-            and what != "LLM endpoint URL"
-        ):
+        if parsed.kind == "ruby" and parent is not None and parent.type == "call" and what != "LLM endpoint URL":
             sends.append(Send(parsed, parent))  # Net::HTTP.post(...), Faraday.new(...), OpenAI::Client.new
     return sends
 
@@ -126,9 +119,7 @@ def _is_empty_value(parsed: ParsedSource, node: Node) -> bool:
         return quiet and right is not None and _is_empty_value(parsed, right)
     if node.type in ("return", "next", "break"):
         args = [c for c in node.named_children]
-        return not args or all(
-            _is_empty_value(parsed, a) for a in _statements(args[0]) or args[0].named_children
-        )
+        return not args or all(_is_empty_value(parsed, a) for a in _statements(args[0]) or args[0].named_children)
     return False
 
 
@@ -166,9 +157,7 @@ def _in_logging(parsed: ParsedSource, sub: Node, top: Node) -> bool:
     while current is not None and current != top.parent:
         if current.type == "call":
             recv = current.child_by_field_name("receiver")
-            if method_name(parsed, current) in LOG_CALLS or (
-                recv is not None and "logger" in parsed.text(recv)
-            ):
+            if method_name(parsed, current) in LOG_CALLS or (recv is not None and "logger" in parsed.text(recv)):
                 return True
         current = current.parent
     return False
@@ -185,8 +174,7 @@ def check_swallowed(ctx: AuditContext) -> Iterator[Hit]:
     if swallowed:
         yield Hit(
             rule="errors.swallowed",
-            message="An LLM failure is rescued and dropped: the rescue only returns nil/empty, "
-            "no log, no message.",
+            message="An LLM failure is rescued and dropped: the rescue only returns nil/empty, no log, no message.",
             evidence=_rescue_evidence(ctx, swallowed),
         )
 
@@ -203,8 +191,7 @@ def check_no_user_feedback(ctx: AuditContext) -> Iterator[Hit]:
     rescues = [r for _, cov in covered for r in cov.rescues]
     yield Hit(
         rule="errors.no_user_feedback",
-        message="LLM failures are rescued but nothing is shown to the user "
-        "(no flash, error text or error render).",
+        message="LLM failures are rescued but nothing is shown to the user (no flash, error text or error render).",
         evidence=_rescue_evidence(ctx, rescues),
     )
 
@@ -244,9 +231,7 @@ def preflight_places(parsed: ParsedSource) -> Iterator[Node]:
     for node in of_type(parsed.root, "call"):
         if _strict_fetch(parsed, node):
             yield node
-    for node in of_type(
-        parsed.root, "if", "unless", "if_modifier", "unless_modifier", "conditional", "elsif"
-    ):
+    for node in of_type(parsed.root, "if", "unless", "if_modifier", "unless_modifier", "conditional", "elsif"):
         if _conditional_on_key(parsed, node):
             yield node
     for node in of_type(parsed.root, "binary"):
@@ -280,6 +265,28 @@ def check_silent_empty_reply(ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+def check_exception_message_shown(ctx: AuditContext) -> Iterator[Hit]:
+    evidence = tuple(dict.fromkeys(ctx.at(p, n) for p, n in shown_exception_texts(ctx, _covering(ctx))))
+    if evidence:
+        yield Hit(
+            rule="errors.exception_message_shown",
+            message="The raw text of a rescued LLM failure is shown to the user (provider internals, "
+            "no actionable message).",
+            evidence=evidence,
+        )
+
+
+def check_eager_config_error(ctx: AuditContext) -> Iterator[Hit]:
+    evidence = tuple(dict.fromkeys(ctx.at(p, n) for p, n in eager_config_errors(ctx)))
+    if evidence:
+        yield Hit(
+            rule="errors.eager_config_error",
+            message="A missing API key raises outside the app's error handling: at boot (no boot or image "
+            "build without the key) or on the request path outside the rescue around the LLM call.",
+            evidence=evidence,
+        )
+
+
 CHECKS: list[Check] = [
     check_no_rescue,
     check_silent_empty_reply,
@@ -287,4 +294,6 @@ CHECKS: list[Check] = [
     check_swallowed,
     check_no_user_feedback,
     check_no_key_preflight,
+    check_exception_message_shown,
+    check_eager_config_error,
 ]

@@ -35,16 +35,12 @@ STYLE_MAX_LINES = 30
 TURBO_ACTIONS = frozenset(
     {"append", "prepend", "replace", "update", "remove", "before", "after", "morph", "refresh", "action"}
 )
-_BROADCAST_RE = re.compile(
-    r"^broadcast_(append|prepend|replace|update|remove|action|render|refresh|before|after)"
-)
+_BROADCAST_RE = re.compile(r"^broadcast_(append|prepend|replace|update|remove|action|render|refresh|before|after)")
 _STIMULUS_PACKAGES = frozenset({"@hotwired/stimulus", "stimulus"})
 _DATA_CONTROLLER_RE = re.compile(
     r"""data-controller\s*=\s*["']([^"']+)["']|data:\s*\{[^}]*?\bcontroller:\s*["']([\w\-/ ]+)["']""", re.I
 )
-_NON_PARTIAL_RENDER_KEYS = frozenset(
-    {"template", "file", "html", "plain", "inline", "body", "json", "action"}
-)
+_NON_PARTIAL_RENDER_KEYS = frozenset({"template", "file", "html", "plain", "inline", "body", "json", "action"})
 
 
 # ---------------------------------------------------------------- Turbo Streams
@@ -94,11 +90,8 @@ def check_no_turbo_stream(ctx: AuditContext) -> Iterable[Hit]:
         return
     yield Hit(
         rule="hotwire.no_turbo_stream",
-        message="No Turbo Stream response: no format.turbo_stream, turbo_stream template, helper "
-        "or broadcast.",
-        evidence=(
-            ctx.absent("format.turbo_stream / render turbo_stream: / *.turbo_stream.erb / broadcasts"),
-        ),
+        message="No Turbo Stream response: no format.turbo_stream, turbo_stream template, helper or broadcast.",
+        evidence=(ctx.absent("format.turbo_stream / render turbo_stream: / *.turbo_stream.erb / broadcasts"),),
     )
 
 
@@ -122,8 +115,7 @@ def check_fetch_innerhtml(ctx: AuditContext) -> Iterable[Hit]:
     if evidence:
         yield Hit(
             rule="hotwire.fetch_innerhtml",
-            message="Messages are fetched with fetch() and written into the page with "
-            "innerHTML/insertAdjacentHTML.",
+            message="Messages are fetched with fetch() and written into the page with innerHTML/insertAdjacentHTML.",
             evidence=tuple(evidence),
         )
 
@@ -175,8 +167,7 @@ def check_no_stimulus(ctx: AuditContext) -> Iterable[Hit]:
     detail = "; views attach controllers that do not exist" if refs else ""
     yield Hit(
         rule="hotwire.no_stimulus",
-        message="No Stimulus controller (no *_controller.js extending Controller from "
-        f"@hotwired/stimulus){detail}.",
+        message=f"No Stimulus controller (no *_controller.js extending Controller from @hotwired/stimulus){detail}.",
         evidence=evidence or (ctx.absent("app/javascript/controllers/*_controller.js"),),
     )
 
@@ -232,8 +223,7 @@ def check_inline_assets(ctx: AuditContext) -> Iterable[Hit]:
     if evidence:
         yield Hit(
             rule="hotwire.inline_assets",
-            message="Large inline <script>/<style> blocks in views instead of asset files or "
-            "Stimulus controllers.",
+            message="Large inline <script>/<style> blocks in views instead of asset files or Stimulus controllers.",
             evidence=tuple(evidence),
         )
 

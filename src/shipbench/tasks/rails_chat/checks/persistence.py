@@ -186,31 +186,52 @@ def has_history_cap(sources: Iterable[ParsedSource], keys: set[str]) -> bool:
 
 
 def _session_writes(ctx: AuditContext) -> list[StoreSignal]:
-    return [s for s in collect_signals(ctx) if s.kind == "session_cookie" and s.conversational]
+    """Session/cookie writes of the conversation: those naming conversation data, else those linked to the LLM code."""
+    signals = [s for s in collect_signals(ctx) if s.kind == "session_cookie"]
+    named = [s for s in signals if s.conversational]
+    if named:
+        return named
+    linked = _linked_files(ctx)
+    return [s for s in signals if s.rel in linked]
 
 
-def check_unbounded_history(ctx: AuditContext) -> Iterable[Hit]:
+def unbounded_cookie_writes(ctx: AuditContext) -> list[StoreSignal]:
+    """The cookie writes of a conversation that nothing trims ([] when the history is capped or server-side)."""
+    cached = ctx.memo.get("unbounded_cookie_writes")
+    if isinstance(cached, list):
+        return cached
+    found = _unbounded_cookie_writes(ctx)
+    ctx.memo["unbounded_cookie_writes"] = found
+    return found
+
+
+def _unbounded_cookie_writes(ctx: AuditContext) -> list[StoreSignal]:
     kind = ctx.derived.get("persistence")
     if kind is None:
         kind = classify(ctx)[0]
     if kind != "session_cookie":
-        return
+        return []
     writes = _session_writes(ctx)
     if _session_is_server_side(ctx):
         writes = [w for w in writes if w.container == "cookies"]
     if not writes:
-        return
+        return []
     sources = app_ruby(ctx)
     scope_rels = neighbourhood(file_graph(sources), {w.rel for w in writes}, 1)
     scope = [p for p in sources if p.rel in scope_rels]
     keys = {session_key(w.name) for w in writes}
-    if has_history_cap(scope, keys):
+    return [] if has_history_cap(scope, keys) else list(_iter_unique(writes))
+
+
+def check_unbounded_history(ctx: AuditContext) -> Iterable[Hit]:
+    writes = unbounded_cookie_writes(ctx)
+    if not writes:
         return
     yield Hit(
         rule="persistence.unbounded_history",
         message="Conversation history is stored in the session cookie and never trimmed: "
         "it overflows the 4 KB cookie after a few turns.",
-        evidence=tuple(ctx.at_line(w.rel, w.line) for w in _iter_unique(writes)),
+        evidence=tuple(ctx.at_line(w.rel, w.line) for w in writes),
     )
 
 

@@ -37,6 +37,7 @@ from shipbench.tasks.rails_chat.checks._common import (
 )
 from shipbench.tasks.rails_chat.checks._frontend import js_units
 from shipbench.tasks.rails_chat.checks._js_output import unsafe_js_sinks
+from shipbench.tasks.rails_chat.checks.persistence import unbounded_cookie_writes
 
 SAFE_HTML_METHODS = words(
     """
@@ -343,8 +344,20 @@ def check_process_local_state(ctx: AuditContext) -> Iterator[Hit]:
             yield Hit("production.process_local_state", message, (ev,), _loc_key(ev))
 
 
+def check_cookie_overflow(ctx: AuditContext) -> Iterator[Hit]:
+    writes = unbounded_cookie_writes(ctx)
+    if writes:
+        yield Hit(
+            rule="production.cookie_overflow",
+            message="Every conversation is written into a cookie and nothing trims what is written: past "
+            "4 KB Rails raises ActionDispatch::Cookies::CookieOverflow, a 500 after a few turns.",
+            evidence=tuple(ctx.at_line(w.rel, w.line) for w in writes),
+        )
+
+
 CHECKS: list[Check] = [
     check_unsafe_output,
+    check_cookie_overflow,
     check_csrf_disabled,
     check_committed_secret,
     check_process_local_state,

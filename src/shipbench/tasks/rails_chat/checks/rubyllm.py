@@ -26,12 +26,11 @@ from shipbench.tasks.rails_chat.checks._common import (
 from shipbench.tasks.rails_chat.checks._core_path import CORE_PATH, on_core_path
 from shipbench.tasks.rails_chat.checks._llm_flow import CHAT, FileFlow, entry_sites, project_flows, send_sites
 from shipbench.tasks.rails_chat.checks._model_slugs import is_accepted, project_slugs
+from shipbench.tasks.rails_chat.checks._reply_shape import payload_reads
 
 SDK_CLIENTS = ("OpenAI::Client", "Openrouter::Client", "OpenRouter::Client", "Anthropic::Client")
 HTTP_CLIENTS = ("Net::HTTP", "Faraday", "HTTParty", "RestClient", "Excon", "HTTPX", "Typhoeus", "HTTP")
-LLM_URL = re.compile(
-    r"openrouter\.ai/api|api\.openai\.com|api\.anthropic\.com|/chat/completions|/v1/messages"
-)
+LLM_URL = re.compile(r"openrouter\.ai/api|api\.openai\.com|api\.anthropic\.com|/chat/completions|/v1/messages")
 LLM_HINT = re.compile(r"openrouter|openai|anthropic|chat/completions|/v1/messages", re.IGNORECASE)
 STRING_TYPES = ("string", "template_string")
 HASH_ACCESS = frozenset({"dig", "fetch", "[]", "to_h"})
@@ -50,8 +49,7 @@ def check_no_entry_point(ctx: AuditContext) -> Iterator[Hit]:
     if not entry_sites(ctx):
         yield Hit(
             rule="rubyllm.no_entry_point",
-            message="RubyLLM is never used: no RubyLLM.chat, RubyLLM::Chat.new or RubyLLM.context.chat "
-            "in app code.",
+            message="RubyLLM is never used: no RubyLLM.chat, RubyLLM::Chat.new or RubyLLM.context.chat in app code.",
             evidence=(ctx.absent("RubyLLM.chat / RubyLLM::Chat.new / RubyLLM.context { }.chat"),),
         )
 
@@ -62,9 +60,7 @@ def _client_uses(parsed: ParsedSource) -> Iterator[tuple[Node, str]]:
         if node.parent is not None and node.parent.type == "scope_resolution":
             continue  # only the whole `A::B::C` chain
         text = parsed.text(node).lstrip(":")
-        name = next(
-            (c for c in (*SDK_CLIENTS, *HTTP_CLIENTS) if text == c or text.startswith(c + "::")), None
-        )
+        name = next((c for c in (*SDK_CLIENTS, *HTTP_CLIENTS) if text == c or text.startswith(c + "::")), None)
         if name is None:
             continue
         parent = node.parent
@@ -261,6 +257,18 @@ def check_no_response_accessor(ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+def check_openai_response_shape(ctx: AuditContext) -> Iterator[Hit]:
+    evidence = tuple(dict.fromkeys(ctx.at(f.parsed, n) for f in project_flows(ctx) for n in payload_reads(f)))
+    if evidence:
+        yield Hit(
+            rule="rubyllm.openai_response_shape",
+            message="The ruby_llm reply (a RubyLLM::Message) is read as an OpenAI JSON payload "
+            "(`choices`): the reply text is never obtained; use `.content`.",
+            evidence=evidence,
+            tags=frozenset({CORE_PATH}),
+        )
+
+
 # ---------------------------------------------------------------- multi-turn
 
 
@@ -285,9 +293,7 @@ def _replays(flows: list[FileFlow]) -> bool:
                 return True
         for send in flow.sends:
             args = send.node.child_by_field_name("arguments")
-            if args is not None and any(
-                method_name(parsed, c) in ("join", "map") for c in of_type(args, "call")
-            ):
+            if args is not None and any(method_name(parsed, c) in ("join", "map") for c in of_type(args, "call")):
                 return True
     return False
 
@@ -500,6 +506,7 @@ CHECKS: list[Check] = [
     check_bad_arguments,
     check_no_send,
     check_no_response_accessor,
+    check_openai_response_shape,
     check_no_multi_turn,
     check_no_system_prompt,
     check_model_not_current_sonnet,

@@ -225,11 +225,24 @@ def check_fake_wrong_api(ctx: AuditContext) -> Iterator[Hit]:
     if not ctx.api.verified:
         return
     for fake in ctx.api.fakes:
-        yield Hit("tests.fake_wrong_api", _fake_message(fake), (ctx.at_line(fake.path, fake.line),), key=fake.name)
+        if fake.kind != "defined_constant":
+            yield Hit("tests.fake_wrong_api", _fake_message(fake), (ctx.at_line(fake.path, fake.line),), key=fake.name)
     for call in ctx.api.calls:
         if call.in_test and call.verdict == "missing":
             message = f"A test calls `{call.call}`, which does not exist in the gem. {call.detail}"
             yield Hit("tests.fake_wrong_api", message.strip(), (ctx.at_line(call.path, call.line),), key=call.call)
+
+
+def check_defines_gem_constant(ctx: AuditContext) -> Iterator[Hit]:
+    if not ctx.api.verified:
+        return
+    for fake in ctx.api.fakes:
+        if fake.kind == "defined_constant":
+            message = (
+                f"The test suite defines `{fake.name}` inside the gem's namespace; the locked gem has no "
+                "such constant, so a stub makes an invented API look real."
+            )
+            yield Hit("tests.defines_gem_constant", message, (ctx.at_line(fake.path, fake.line),), key=fake.name)
 
 
 def check_real_network(ctx: AuditContext) -> Iterator[Hit]:
@@ -302,6 +315,7 @@ CHECKS: list[Check] = [
     check_none,
     check_llm_path_untested,
     check_fake_wrong_api,
+    check_defines_gem_constant,
     check_real_network,
     check_no_error_path,
     check_coverage_theater,
