@@ -87,7 +87,30 @@ def test_session_cookie_with_cap_is_classified_and_not_unbounded(tmp_path: Path)
     hits = run(ctx)
     assert ctx.derived["persistence"] == "session_cookie"
     assert ctx.derived["persistence_evidence"] == "app/controllers/messages_controller.rb:6"
-    assert hits == []
+    # a count cap is a cap (no unbounded_history), but 20 LLM replies are not bounded in bytes
+    assert rules(hits) == {"persistence.cookie_size_risk"}
+    assert [e.line for e in only(hits, "persistence.cookie_size_risk").evidence] == [6]
+
+
+def test_session_cookie_capped_and_truncated_on_write_is_sound(tmp_path: Path) -> None:
+    truncated = SESSION_CAPPED.replace('"c" => reply }', '"c" => reply.truncate(500) }')
+    ctx = make_ctx(
+        tmp_path, {"app/services/chat_service.rb": SERVICE, "app/controllers/messages_controller.rb": truncated}
+    )
+    assert run(ctx) == []
+
+
+def test_truncation_away_from_the_store_write_bounds_nothing(tmp_path: Path) -> None:
+    helper = "module TitleHelper\n  def title_for(text)\n    text.truncate(40)\n  end\nend\n"
+    ctx = make_ctx(
+        tmp_path,
+        {
+            "app/services/chat_service.rb": SERVICE,
+            "app/controllers/messages_controller.rb": SESSION_CAPPED,
+            "app/helpers/title_helper.rb": helper,
+        },
+    )
+    assert rules(run(ctx)) == {"persistence.cookie_size_risk"}
 
 
 def test_session_cookie_without_cap_is_unbounded(tmp_path: Path) -> None:
@@ -173,7 +196,7 @@ end
         tmp_path,
         {"app/services/chat_service.rb": SERVICE, "app/controllers/chat_controller.rb": controller},
     )
-    assert run(ctx) == []
+    assert rules(run(ctx)) == {"persistence.cookie_size_risk"}  # capped by count, not by size
     assert ctx.derived["persistence"] == "session_cookie"
     assert ctx.derived["persistence_evidence"] == "app/controllers/chat_controller.rb:5"
 
@@ -431,7 +454,7 @@ def test_conversation_store_wins_over_unrelated_process_state(tmp_path: Path) ->
             "app/lib/rate_limiter.rb": limiter,
         },
     )
-    assert run(ctx) == []
+    assert rules(run(ctx)) == {"persistence.cookie_size_risk"}  # capped by count, not by size
     assert ctx.derived["persistence"] == "session_cookie"
 
 

@@ -58,7 +58,8 @@ def _conditional(node: Node, method: Node) -> bool:
     return False
 
 
-def silent_empty_replies(ctx: AuditContext) -> Iterator[Evidence]:
+def silent_replies(ctx: AuditContext) -> Iterator[tuple[ParsedSource, Node, Node]]:
+    """(file, method, empty literal) for each method that answers a turn with a silent empty value."""
     for flow in project_flows(ctx):
         parsed = flow.parsed
         methods = {id(m): m for s in flow.sends if (m := enclosing(s.node, "method", "singleton_method"))}
@@ -71,4 +72,9 @@ def silent_empty_replies(ctx: AuditContext) -> Iterator[Evidence]:
                     continue
                 if _blank_guard(parsed, node):
                     continue
-                yield ctx.at(parsed, node)
+                yield parsed, method, node
+
+
+def silent_empty_replies(ctx: AuditContext) -> Iterator[Evidence]:
+    for parsed, _, node in silent_replies(ctx):
+        yield ctx.at(parsed, node)

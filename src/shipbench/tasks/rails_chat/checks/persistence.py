@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from shipbench.audit.checks import AuditContext, Check, Hit
-from shipbench.audit.ruby.parse import Node, ParsedSource, of_type
+from shipbench.audit.ruby.parse import Node, ParsedSource, enclosing, of_type
 from shipbench.tasks.rails_chat.checks._common import app_ruby, calls, is_controller, llm_entry_calls, llm_sources
 from shipbench.tasks.rails_chat.checks._persistence_signals import (
     HISTORY_RE,
@@ -195,32 +195,59 @@ def _session_writes(ctx: AuditContext) -> list[StoreSignal]:
     return [s for s in signals if s.rel in linked]
 
 
-def unbounded_cookie_writes(ctx: AuditContext) -> list[StoreSignal]:
-    """The cookie writes of a conversation that nothing trims ([] when the history is capped or server-side)."""
-    cached = ctx.memo.get("unbounded_cookie_writes")
-    if isinstance(cached, list):
+def cookie_writes(ctx: AuditContext) -> tuple[list[StoreSignal], list[ParsedSource]]:
+    """The cookie writes of the conversation and the files around them ([] when it lives server-side)."""
+    cached = ctx.memo.get("cookie_writes")
+    if isinstance(cached, tuple):
         return cached
-    found = _unbounded_cookie_writes(ctx)
-    ctx.memo["unbounded_cookie_writes"] = found
+    found = _cookie_writes(ctx)
+    ctx.memo["cookie_writes"] = found
     return found
 
 
-def _unbounded_cookie_writes(ctx: AuditContext) -> list[StoreSignal]:
+def _cookie_writes(ctx: AuditContext) -> tuple[list[StoreSignal], list[ParsedSource]]:
     kind = ctx.derived.get("persistence")
     if kind is None:
         kind = classify(ctx)[0]
     if kind != "session_cookie":
-        return []
+        return [], []
     writes = _session_writes(ctx)
     if _session_is_server_side(ctx):
         writes = [w for w in writes if w.container == "cookies"]
     if not writes:
-        return []
+        return [], []
     sources = app_ruby(ctx)
     scope_rels = neighbourhood(file_graph(sources), {w.rel for w in writes}, 1)
-    scope = [p for p in sources if p.rel in scope_rels]
+    return list(_iter_unique(writes)), [p for p in sources if p.rel in scope_rels]
+
+
+def unbounded_cookie_writes(ctx: AuditContext) -> list[StoreSignal]:
+    """Cookie writes of the conversation that no count cap trims."""
+    writes, scope = cookie_writes(ctx)
     keys = {session_key(w.name) for w in writes}
-    return [] if has_history_cap(scope, keys) else list(_iter_unique(writes))
+    return [] if not writes or has_history_cap(scope, keys) else writes
+
+
+def _bounds_bytes(parsed: ParsedSource, write_lines: set[int]) -> bool:
+    """Something limits what is written by size, not by count: `bytesize`/`truncate_bytes` anywhere near
+    the store, a `to_json` size check, or `truncate`/`byteslice` in the method that writes the store."""
+    if any(True for _ in calls(parsed, "bytesize", "truncate_bytes")):
+        return True
+    for site in calls(parsed, "truncate", "byteslice"):
+        method = enclosing(site.node, "method", "singleton_method")
+        if method is not None and any(method.start_point[0] < line <= method.end_point[0] + 1 for line in write_lines):
+            return True
+    return any(_SIZE_RE.search(parsed.text(n)) and "to_json" in parsed.text(n) for n in of_type(parsed.root, "binary"))
+
+
+def count_capped_cookie_writes(ctx: AuditContext) -> list[StoreSignal]:
+    """Cookie writes of the conversation trimmed by a message count only: a count does not keep LLM replies
+    under the 4 KB cookie limit, nothing bounds their size in bytes."""
+    writes, scope = cookie_writes(ctx)
+    lines = {p.rel: {w.line for w in writes if w.rel == p.rel} for p in scope}
+    if not writes or unbounded_cookie_writes(ctx) or any(_bounds_bytes(p, lines[p.rel]) for p in scope):
+        return []
+    return writes
 
 
 def check_unbounded_history(ctx: AuditContext) -> Iterable[Hit]:
@@ -243,4 +270,15 @@ def _iter_unique(signals: list[StoreSignal]) -> Iterator[StoreSignal]:
             yield s
 
 
-CHECKS: list[Check] = [check_persistence_kind, check_unbounded_history]
+def check_cookie_size_risk(ctx: AuditContext) -> Iterable[Hit]:
+    writes = count_capped_cookie_writes(ctx)
+    if writes:
+        yield Hit(
+            rule="persistence.cookie_size_risk",
+            message="The history in the cookie is capped by message count only; nothing bounds its size, so "
+            "a few long replies still reach the 4 KB cookie limit.",
+            evidence=tuple(ctx.at_line(w.rel, w.line) for w in writes),
+        )
+
+
+CHECKS: list[Check] = [check_persistence_kind, check_unbounded_history, check_cookie_size_risk]

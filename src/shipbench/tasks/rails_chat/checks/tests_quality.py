@@ -17,10 +17,12 @@ from shipbench.audit.ruby.parse import Node, ParsedSource, of_type, parse_ruby
 from shipbench.audit.ruby.verify_types import FakeMismatch
 from shipbench.tasks.rails_chat.checks._common import (
     class_name,
+    def_name,
     enclosing_class,
     llm_entry_calls,
     method_name,
 )
+from shipbench.tasks.rails_chat.checks._core_path import on_core_path
 from shipbench.tasks.rails_chat.checks._doubles import fails_llm, fake_vars, replaces_llm
 from shipbench.tasks.rails_chat.checks._llmpath import (
     LlmPath,
@@ -28,6 +30,8 @@ from shipbench.tasks.rails_chat.checks._llmpath import (
     constant_chains,
     request_reaches,
 )
+from shipbench.tasks.rails_chat.checks._rubber_stamp import doubles_in, locks_in_empty
+from shipbench.tasks.rails_chat.checks._silent_reply import silent_replies
 from shipbench.tasks.rails_chat.checks._testsyntax import (
     Scoped,
     TestCase,
@@ -37,6 +41,7 @@ from shipbench.tasks.rails_chat.checks._testsyntax import (
     nodes_in,
 )
 from shipbench.tasks.rails_chat.checks._theater import THEATER, Classified, classify
+from shipbench.tasks.rails_chat.checks.rubyllm import history_kept
 
 REQUESTS = frozenset({"get", "post", "put", "patch", "delete", "head"})
 CLICKS = frozenset({"click_on", "click_button", "click_link_or_button", "send_keys", "submit", "click"})
@@ -245,6 +250,50 @@ def check_defines_gem_constant(ctx: AuditContext) -> Iterator[Hit]:
             yield Hit("tests.defines_gem_constant", message, (ctx.at_line(fake.path, fake.line),), key=fake.name)
 
 
+def _leaf(call_name: str) -> str:
+    return call_name.replace("#", ".").rsplit(".", 1)[-1]
+
+
+def _defective_methods(ctx: AuditContext) -> tuple[set[str], set[str]]:
+    """(methods called with arguments the gem rejects, methods the app calls only off the core path)."""
+    if not ctx.api.verified:
+        return set(), set()
+    app = [c for c in ctx.api.calls if not c.in_test]
+    rejected = {_leaf(c.call) for c in app if c.verdict == "bad_arguments"}
+    kept = history_kept(ctx)
+    on_path = {_leaf(c.call) for c in app if on_core_path(ctx, c, kept)}
+    dead = {_leaf(c.call) for c in app if c.verdict != "missing"} - on_path
+    return rejected, dead
+
+
+def rubber_stamps(ctx: AuditContext) -> list[Evidence]:
+    a = analyse(ctx)
+    rejected, dead = _defective_methods(ctx)
+    silent = {def_name(p, m) for p, m, _ in silent_replies(ctx)}
+    found: list[Evidence] = []
+    for facts in a.cases:
+        if not (facts.reaches and facts.replaced) or facts.verdict.verdict == "skipped":
+            continue
+        scope = full_scope(a.suite, facts.case)
+        for double in doubles_in(a.suite, scope):
+            if (double.method in rejected and double.accepts_any) or double.method in dead:
+                found.append(ctx.at(double.parsed, double.node))
+        if silent:
+            found.extend(ctx.at(p, n) for p, n in locks_in_empty(scope, silent))
+    return list(dict.fromkeys(found))
+
+
+def check_rubber_stamp(ctx: AuditContext) -> Iterator[Hit]:
+    evidence = rubber_stamps(ctx)
+    if evidence:
+        yield Hit(
+            "tests.rubber_stamp",
+            "Tests replace the LLM and pass against a defect the audit found: a double accepting arguments "
+            "the gem rejects, a mock of a call that never runs, or an assertion locking in a silent empty reply.",
+            tuple(evidence),
+        )
+
+
 def check_real_network(ctx: AuditContext) -> Iterator[Hit]:
     a = analyse(ctx)
     if a.network_blocked:
@@ -316,6 +365,7 @@ CHECKS: list[Check] = [
     check_llm_path_untested,
     check_fake_wrong_api,
     check_defines_gem_constant,
+    check_rubber_stamp,
     check_real_network,
     check_no_error_path,
     check_coverage_theater,
