@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import make_context, write_tree
 
 from shipbench.audit.checks import AuditContext, Hit
@@ -107,6 +109,7 @@ def test_bundled_js_output_is_not_app_code(tmp_path: Path) -> None:
 
 def test_js_constant_or_escaped_innerhtml_does_not_fire(tmp_path: Path) -> None:
     js = (
+        'import escapeHtml from "escape-html"\n'
         "export default class extends Controller {\n"
         "  reset() {\n"
         "    this.outputTarget.innerHTML = ''\n"
@@ -118,6 +121,54 @@ def test_js_constant_or_escaped_innerhtml_does_not_fire(tmp_path: Path) -> None:
     )
     ctx = ctx_for(tmp_path, {"app/javascript/controllers/chat_controller.js": js})
     assert list(check_unsafe_output(ctx)) == []
+
+
+ESCAPING_BODIES = {
+    "entities": 'return String(t).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")',
+    "dom_round_trip": 'const d = document.createElement("div"); d.textContent = t; return d.innerHTML',
+}
+
+
+@pytest.mark.parametrize("name", ["tidy", "escapeHtml", "fmt"])
+@pytest.mark.parametrize("body", sorted(ESCAPING_BODIES))
+def test_a_function_escapes_by_what_it_does_whatever_its_name(tmp_path: Path, name: str, body: str) -> None:
+    js = (
+        f"function {name}(t) {{ {ESCAPING_BODIES[body]} }}\n"
+        f"const shown = {name}(reply)\n"
+        "box.innerHTML = `<p>${shown}</p>`\n"
+        f"other.innerHTML = {name}(data.content)\n"
+    )
+    ctx = ctx_for(tmp_path, {"app/javascript/chat.js": js})
+    assert list(check_unsafe_output(ctx)) == []
+
+
+@pytest.mark.parametrize(
+    "helper",
+    [
+        "function sanitizeReply(t) { return t.trim() }",
+        'function encodeForDisplay(t) { return t.replace(/\\n/g, "<br>") }',
+        "function escapeText(t) { return unescape(t) }",
+    ],
+)
+def test_a_function_named_like_an_escaper_that_does_not_escape_is_unsafe(tmp_path: Path, helper: str) -> None:
+    name = helper.split()[1].split("(")[0]
+    js = f"{helper}\nbox.innerHTML = {name}(data.content)\nlog.innerHTML = unescape(data.content)\n"
+    ctx = ctx_for(tmp_path, {"app/javascript/chat.js": js})
+    assert [e.line for h in check_unsafe_output(ctx) for e in h.evidence] == [2, 3]
+
+
+def test_a_json_field_the_server_escapes_is_safe_and_a_raw_one_is_not(tmp_path: Path) -> None:
+    controller = (
+        "class RepliesController < ApplicationController\n"
+        "  def create\n"
+        "    reply = Assistant.new.answer(params[:text])\n"
+        "    render json: { html: ERB::Util.html_escape(reply), raw: reply, meta: { note: helpers.sanitize(reply) } }\n"
+        "  end\n"
+        "end\n"
+    )
+    js = "a.innerHTML = data.html\nb.innerHTML = data[\"note\"]\nc.innerHTML = data.raw\n"
+    ctx = ctx_for(tmp_path, {"app/controllers/replies_controller.rb": controller, "app/javascript/chat.js": js})
+    assert [e.line for h in check_unsafe_output(ctx) for e in h.evidence] == [3]
 
 
 # ---------------------------------------------------------------- csrf_disabled

@@ -2,8 +2,12 @@
 document.write.
 
 Invariants: a sink fed only fixed strings (literals, template strings without `${}`, or whose every
-substitution goes through an escape/sanitize function) is safe; anything else reaching a sink (a
-variable, a response field, a template with raw substitutions) is reported once per sink node.
+substitution goes through an escaping function) is safe; anything else reaching a sink (a variable, a
+response field, a template with raw substitutions) is reported once per sink node. A function escapes
+by what it does, never by its name: it replaces `<` with `&lt;`, round-trips text through
+`textContent`/`innerHTML`, or calls a sanitizer package (DOMPurify, sanitize-html, escape-html, he,
+lodash's escape) or another escaping function; a response field counts as escaped when every JSON
+render of that key in the app's Ruby escapes it (`safe_fields`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,12 @@ from shipbench.audit.ruby.parse import Node, ParsedSource, of_type
 
 HTML_PROPERTIES = frozenset({"innerHTML", "outerHTML"})
 HTML_METHODS = {"insertAdjacentHTML": 1, "write": 0, "writeln": 0}  # method -> index of the HTML argument
-_ESCAPER_RE = re.compile(r"escape|sanitize|purify|encode", re.IGNORECASE)
+SANITIZER_PACKAGES = frozenset(
+    {"dompurify", "isomorphic-dompurify", "sanitize-html", "escape-html", "he", "lodash/escape", "xss"}
+)
+SANITIZER_METHODS = frozenset({"sanitize", "escape", "encode", "escapeHTML"})  # on an imported sanitizer object
+LIBRARY_OBJECTS = frozenset({"DOMPurify", "_", "he"})  # globals the sanitizer packages install
+ENTITY_RE = re.compile(r"&lt;|&#0*60;|&#x0*3c;", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -40,21 +49,139 @@ def js_callee(parsed: ParsedSource, call: Node) -> tuple[str, str]:
     return "", parsed.text(func)
 
 
-def is_fixed_html(parsed: ParsedSource, node: Node) -> bool:
-    """True when the value written to a sink cannot carry data from a response or a user."""
+@dataclass(frozen=True)
+class Escapers:
+    """What escapes HTML in this project's JS: function/method names, sanitizer objects, escaped JSON keys."""
+
+    functions: frozenset[str] = frozenset()
+    objects: frozenset[str] = LIBRARY_OBJECTS
+    safe_fields: frozenset[str] = frozenset()
+
+    def escapes(self, parsed: ParsedSource, call: Node) -> bool:
+        obj, name = js_callee(parsed, call)
+        if obj in self.objects and name in SANITIZER_METHODS:
+            return True
+        return name in self.functions and (obj in ("", "this") or not obj.startswith(("document", "window")))
+
+
+def _imports(parsed: ParsedSource) -> Iterator[tuple[str, str]]:
+    """(local name, package) for each default or named import of a file."""
+    for stmt in of_type(parsed.root, "import_statement"):
+        source = stmt.child_by_field_name("source")
+        package = parsed.text(source).strip("\"'`") if source is not None else ""
+        for ident in of_type(stmt, "identifier"):
+            yield parsed.text(ident), package
+
+
+def _function_bodies(parsed: ParsedSource) -> Iterator[tuple[str, Node]]:
+    """(name, body) of function declarations, `const f = () => ...`/`function` expressions and methods."""
+    for node in of_type(parsed.root, "function_declaration", "method_definition", "variable_declarator", "pair"):
+        if node.type == "variable_declarator" or node.type == "pair":
+            name_node = node.child_by_field_name("name") or node.child_by_field_name("key")
+            value = node.child_by_field_name("value")
+            if (
+                name_node is None
+                or value is None
+                or value.type not in ("arrow_function", "function_expression", "function")
+            ):
+                continue
+            body = value.child_by_field_name("body")
+        else:
+            name_node, body = node.child_by_field_name("name"), node.child_by_field_name("body")
+        if name_node is not None and body is not None:
+            yield parsed.text(name_node).strip("\"'"), body
+
+
+def _escapes_itself(parsed: ParsedSource, body: Node) -> bool:
+    """Replaces `<` with an entity, or writes the text as textContent/innerText and reads innerHTML back."""
+    for call in of_type(body, "call_expression"):
+        if js_callee(parsed, call)[1] in ("replace", "replaceAll"):
+            args = call.child_by_field_name("arguments")
+            if args is not None and ENTITY_RE.search(parsed.text(args)):
+                return True
+    props = {parsed.text(p) for p in of_type(body, "property_identifier")}
+    return bool(props & {"textContent", "innerText"}) and "innerHTML" in props
+
+
+def project_escapers(units: list[ParsedSource], safe_fields: frozenset[str] = frozenset()) -> Escapers:
+    """The escaping functions of a project's JS, to a fixed point (a wrapper of an escaper escapes)."""
+    objects = set(LIBRARY_OBJECTS)
+    functions: set[str] = set()
+    for parsed in units:
+        for local, package in _imports(parsed):
+            if package.lower() in SANITIZER_PACKAGES:
+                objects.add(local)
+                functions.add(local)  # `import escapeHtml from "escape-html"` is itself the function
+    bodies = [(p, name, body) for p in units for name, body in _function_bodies(p)]
+    for parsed, name, body in bodies:
+        if _escapes_itself(parsed, body):
+            functions.add(name)
+    for _ in range(4):
+        current = Escapers(frozenset(functions), frozenset(objects), safe_fields)
+        grown = {
+            name
+            for parsed, name, body in bodies
+            if name not in functions and any(current.escapes(parsed, c) for c in of_type(body, "call_expression"))
+        }
+        if not grown:
+            break
+        functions |= grown
+    return Escapers(frozenset(functions), frozenset(objects), safe_fields)
+
+
+def _field_key(parsed: ParsedSource, node: Node) -> str:
+    """`data.reply_html` / `data["reply_html"]` -> 'reply_html' ('' for anything else)."""
+    if node.type == "member_expression":
+        prop = node.child_by_field_name("property")
+        return parsed.text(prop) if prop is not None else ""
+    if node.type == "subscript_expression":
+        index = node.child_by_field_name("index")
+        return parsed.text(index).strip("\"'`") if index is not None and index.type == "string" else ""
+    return ""
+
+
+def is_fixed_html(parsed: ParsedSource, node: Node, escapers: Escapers | None = None) -> bool:
+    """True when the value written to a sink cannot carry unescaped data from a response or a user."""
+    esc = escapers or Escapers()
     while node.type == "parenthesized_expression" and node.named_child_count == 1:
         node = node.named_children[0]
     if node.type in ("string", "number", "null", "undefined", "true", "false"):
         return True
     if node.type == "template_string":
         subs = [c for c in node.named_children if c.type == "template_substitution"]
-        return all(s.named_child_count and is_fixed_html(parsed, s.named_children[0]) for s in subs)
+        return all(s.named_child_count and is_fixed_html(parsed, s.named_children[0], esc) for s in subs)
     if node.type == "binary_expression":
         left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
-        return left is not None and right is not None and is_fixed_html(parsed, left) and is_fixed_html(parsed, right)
+        return (
+            left is not None
+            and right is not None
+            and is_fixed_html(parsed, left, esc)
+            and is_fixed_html(parsed, right, esc)
+        )
     if node.type == "call_expression":
-        return bool(_ESCAPER_RE.search(js_callee(parsed, node)[1]))
-    return False
+        return esc.escapes(parsed, node)
+    if node.type == "identifier":
+        value = _single_binding(parsed, node)
+        return value is not None and is_fixed_html(parsed, value, esc)
+    key = _field_key(parsed, node)
+    return bool(key) and key in esc.safe_fields
+
+
+def _single_binding(parsed: ParsedSource, ident: Node) -> Node | None:
+    """The value of the one `const/let/var x = value` declaring `ident` before it, with no later `x =`."""
+    name = parsed.text(ident)
+    values = [
+        d.child_by_field_name("value")
+        for d in of_type(parsed.root, "variable_declarator")
+        if (n := d.child_by_field_name("name")) is not None
+        and parsed.text(n) == name
+        and d.start_byte < ident.start_byte
+    ]
+    reassigned = any(
+        (left := a.child_by_field_name("left")) is not None and parsed.text(left) == name
+        for a in of_type(parsed.root, "assignment_expression", "augmented_assignment_expression")
+    )
+    return values[0] if len(values) == 1 and not reassigned else None
 
 
 def html_sinks(parsed: ParsedSource) -> list[HtmlSink]:
@@ -77,10 +204,10 @@ def html_sinks(parsed: ParsedSource) -> list[HtmlSink]:
     return sorted(sinks, key=lambda s: s.node.start_byte)
 
 
-def unsafe_js_sinks(parsed: ParsedSource) -> Iterator[tuple[Node, str]]:
-    """(node, message) for each HTML sink in a JS file fed a value that is not fixed markup."""
+def unsafe_js_sinks(parsed: ParsedSource, escapers: Escapers | None = None) -> Iterator[tuple[Node, str]]:
+    """(node, message) for each HTML sink in a JS file fed a value that is not fixed or escaped markup."""
     for sink in html_sinks(parsed):
-        if sink.value is None or is_fixed_html(parsed, sink.value):
+        if sink.value is None or is_fixed_html(parsed, sink.value, escapers):
             continue
         if sink.label in HTML_PROPERTIES:
             yield sink.node, f"{sink.label} is assigned non-constant HTML ({_clip(parsed.text(sink.value))})"

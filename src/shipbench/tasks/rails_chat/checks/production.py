@@ -36,7 +36,7 @@ from shipbench.tasks.rails_chat.checks._common import (
     writes,
 )
 from shipbench.tasks.rails_chat.checks._frontend import js_units
-from shipbench.tasks.rails_chat.checks._js_output import unsafe_js_sinks
+from shipbench.tasks.rails_chat.checks._js_output import project_escapers, unsafe_js_sinks
 from shipbench.tasks.rails_chat.checks.persistence import unbounded_cookie_writes
 
 SAFE_HTML_METHODS = words(
@@ -146,12 +146,38 @@ def check_unsafe_output(ctx: AuditContext) -> Iterator[Hit]:
             yield Hit("production.unsafe_output", message, (ev,), _loc_key(ev))
         if parsed.kind == "erb":
             yield from _erb_double_equals(ctx, parsed.rel, parsed.source)
-    for parsed in js_units(ctx):  # JS files and the inline <script> blocks of views
-        if "/builds/" in parsed.rel or parsed.rel.endswith(".min.js"):  # bundler output, not app code
-            continue
-        for node, message in unsafe_js_sinks(parsed):
+    units = [u for u in js_units(ctx) if "/builds/" not in u.rel and not u.rel.endswith(".min.js")]  # not bundles
+    escapers = project_escapers(units, escaped_json_fields(ctx))
+    for parsed in units:  # JS files and the inline <script> blocks of views
+        for node, message in unsafe_js_sinks(parsed, escapers):
             ev = ctx.at(parsed, node)
             yield Hit("production.unsafe_output", message, (ev,), _loc_key(ev))
+
+
+def _json_pairs(parsed: ParsedSource, node: Node) -> Iterator[tuple[str, Node]]:
+    """(key, value) of a JSON hash literal and the hashes nested in it."""
+    for pair in (c for c in node.named_children if c.type == "pair"):
+        key, value = pair.child_by_field_name("key"), pair.child_by_field_name("value")
+        if key is None or value is None:
+            continue
+        if value.type == "hash":
+            yield from _json_pairs(parsed, value)
+        else:
+            yield parsed.text(key).strip("\"':"), value
+
+
+def escaped_json_fields(ctx: AuditContext) -> frozenset[str]:
+    """Keys of `render json: {...}` hashes whose every value is escaped (or fixed) HTML."""
+    verdicts: dict[str, bool] = {}
+    for parsed in ctx.ruby_sources("app"):
+        for site in calls(parsed, "render"):
+            payload = keyword_arguments(parsed, site.node).get("json")
+            if payload is None or payload.type != "hash":
+                continue
+            for key, value in _json_pairs(parsed, payload):
+                safe = is_safe_html_expr(parsed, value) and not parsed.text(value).endswith(".to_json")
+                verdicts[key] = verdicts.get(key, True) and safe
+    return frozenset(k for k, safe in verdicts.items() if safe)
 
 
 # ---------------------------------------------------------------- CSRF

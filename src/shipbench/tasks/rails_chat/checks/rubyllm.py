@@ -27,6 +27,7 @@ from shipbench.tasks.rails_chat.checks._core_path import CORE_PATH, on_core_path
 from shipbench.tasks.rails_chat.checks._llm_flow import CHAT, FileFlow, entry_sites, project_flows, send_sites
 from shipbench.tasks.rails_chat.checks._model_slugs import is_accepted, project_slugs
 from shipbench.tasks.rails_chat.checks._reply_shape import payload_reads
+from shipbench.tasks.rails_chat.checks.persistence import classify
 
 SDK_CLIENTS = ("OpenAI::Client", "Openrouter::Client", "OpenRouter::Client", "Anthropic::Client")
 HTTP_CLIENTS = ("Net::HTTP", "Faraday", "HTTParty", "RestClient", "Excon", "HTTPX", "Typhoeus", "HTTP")
@@ -272,7 +273,7 @@ def check_openai_response_shape(ctx: AuditContext) -> Iterator[Hit]:
 # ---------------------------------------------------------------- multi-turn
 
 
-def _replays(flows: list[FileFlow]) -> bool:
+def _replays(flows: list[FileFlow], store_kept: bool) -> bool:
     """add_message, `messages:` replay, chat.messages << ..., or a transcript joined into the prompt.
 
     `messages:` given to a chat entry (RubyLLM.chat(messages: ...)) is no replay: the gem rejects it."""
@@ -293,9 +294,73 @@ def _replays(flows: list[FileFlow]) -> bool:
                 return True
         for send in flow.sends:
             args = send.node.child_by_field_name("arguments")
-            if args is not None and any(method_name(parsed, c) in ("join", "map") for c in of_type(args, "call")):
+            if args is not None and any(_joins_turns(flow, c, store_kept) for c in of_type(args, "call")):
                 return True
     return False
+
+
+ROLE_KEYS = frozenset({"role"})
+INPUT_ROOTS = frozenset({"params", "request"})
+FOLDS = frozenset({"join", "map", "filter_map", "collect", "sum"})
+
+
+def _chain_root(node: Node) -> Node:
+    """The start of a receiver chain: `a` in `a.b.c(...)[x].d`."""
+    current = node
+    while True:
+        inner: Node | None = None
+        if current.type == "call":
+            inner = current.child_by_field_name("receiver")
+        elif current.type == "element_reference":
+            inner = current.child_by_field_name("object")
+        elif current.type == "parenthesized_statements" and current.named_child_count == 1:
+            inner = current.named_children[0]
+        if inner is None:
+            return current
+        current = inner
+
+
+def _reads_role(parsed: ParsedSource, node: Node) -> bool:
+    """A block reading the role field of each element: `m[:role]`, `m["role"]`, `m.role`, `role:`."""
+    for sub in of_type(node, "simple_symbol", "string", "hash_key_symbol", "call"):
+        if sub.type == "call":
+            if method_name(parsed, sub) in ROLE_KEYS and sub.child_by_field_name("receiver") is not None:
+                return True
+        elif parsed.text(sub).strip("\"':") in ROLE_KEYS:
+            return True
+    return False
+
+
+def _from_input(parsed: ParsedSource, root: Node, scope: Node, depth: int = 0) -> bool:
+    """The collection is built from request input, a constant or a literal, not from earlier turns."""
+    if root.type in ("constant", "scope_resolution", "string", "array", "hash", "symbol_array", "string_array"):
+        return True
+    text = parsed.text(root)
+    if text in INPUT_ROOTS:
+        return True
+    if root.type != "identifier" or depth > 4:
+        return False
+    for assign in of_type(scope, "assignment"):
+        left, right = assign.child_by_field_name("left"), assign.child_by_field_name("right")
+        if left is not None and right is not None and parsed.text(left) == text:
+            return _from_input(parsed, _chain_root(right), scope, depth + 1)
+    return False
+
+
+def _joins_turns(flow: FileFlow, call: Node, store_kept: bool) -> bool:
+    """A `.map`/`.join` in the prompt that folds earlier turns into it (a transcript), judged by what is
+    folded: records carrying a role, or, when the app keeps a conversation store, any collection that
+    does not come from the request, a constant or a literal."""
+    parsed = flow.parsed
+    if method_name(parsed, call) not in FOLDS:
+        return False
+    block = call.child_by_field_name("block")
+    if block is not None and _reads_role(parsed, block):
+        return True
+    if not store_kept:
+        return False
+    scope = enclosing(call, "method", "singleton_method") or parsed.root
+    return not _from_input(parsed, _chain_root(call), scope)
 
 
 def _in_entry_call(flow: FileFlow, node: Node) -> bool:
@@ -389,7 +454,8 @@ def history_kept(ctx: AuditContext) -> bool:
     if isinstance(cached, bool):
         return cached
     flows = project_flows(ctx)
-    kept = _replays(flows) or _chat_kept(ctx, flows)
+    store_kept = classify(ctx)[0] != "none"
+    kept = _replays(flows, store_kept) or _chat_kept(ctx, flows)
     ctx.memo["history_kept"] = kept
     return kept
 
@@ -424,12 +490,24 @@ def _system_role(parsed: ParsedSource) -> bool:
     return False
 
 
+INSTRUCTION_CALLS = frozenset({"with_instructions", "with_runtime_instructions", "instructions"})
+
+
+def _instructs_chat(flow: FileFlow, call: Node) -> bool:
+    """An instructions call on a chat (or a value that may be one): never on a value known to be
+    something else (a model attribute, a list) and, for a bare `instructions`, only on a known chat."""
+    name = method_name(flow.parsed, call)
+    if name not in INSTRUCTION_CALLS:
+        return False
+    kind = flow.kind(call.child_by_field_name("receiver"))
+    return kind == CHAT if name == "instructions" else kind in (CHAT, None)
+
+
 def check_no_system_prompt(ctx: AuditContext) -> Iterator[Hit]:
-    instruction_calls = ("with_instructions", "with_runtime_instructions", "instructions")
-    for parsed in app_ruby(ctx):
-        if any(method_name(parsed, n) in instruction_calls for n in of_type(parsed.root, "call")):
+    for flow in project_flows(ctx):
+        if any(_instructs_chat(flow, n) for n in of_type(flow.parsed.root, "call")):
             return
-        if _system_role(parsed):
+        if _system_role(flow.parsed):
             return
     yield Hit(
         rule="rubyllm.no_system_prompt",
