@@ -223,8 +223,11 @@ class ChatController < ApplicationController
   end
 end
 """
-    files = {"app/services/chat_service.rb": SERVICE, "app/models/history_store.rb": store,
-             "app/controllers/chat_controller.rb": controller}
+    files = {
+        "app/services/chat_service.rb": SERVICE,
+        "app/models/history_store.rb": store,
+        "app/controllers/chat_controller.rb": controller,
+    }
     ctx = make_ctx(tmp_path, files)
     hits = run(ctx)
     assert ctx.derived["persistence"] == "session_cookie"
@@ -537,7 +540,7 @@ _STORE_BY_CONSTANT = {
 _STORE_BY_IVAR_KEY = {
     "lib/transcript_keeper.rb": (
         "module Keep\n  class TranscriptKeeper\n    def initialize(owner, store = nil)\n      @owner = owner\n"
-        "      @where = store\n      @k = \"t-#{owner}\"\n    end\n\n    def push(turn)\n"
+        '      @where = store\n      @k = "t-#{owner}"\n    end\n\n    def push(turn)\n'
         "      @where[@k] = (@where[@k] || []) + [turn]\n    end\n  end\nend\n"
     ),
     "app/controllers/replies_controller.rb": (

@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import make_context, write_tree
 
 from shipbench.audit.checks import AuditContext, Hit
@@ -166,7 +165,7 @@ def test_a_json_field_the_server_escapes_is_safe_and_a_raw_one_is_not(tmp_path: 
         "  end\n"
         "end\n"
     )
-    js = "a.innerHTML = data.html\nb.innerHTML = data[\"note\"]\nc.innerHTML = data.raw\n"
+    js = 'a.innerHTML = data.html\nb.innerHTML = data["note"]\nc.innerHTML = data.raw\n'
     ctx = ctx_for(tmp_path, {"app/controllers/replies_controller.rb": controller, "app/javascript/chat.js": js})
     assert [e.line for h in check_unsafe_output(ctx) for e in h.evidence] == [3]
 
