@@ -56,12 +56,14 @@ def test_fakes_outside_tests_or_without_source_are_ignored(project: Build) -> No
     assert not verify(project, {"test/support/fake_chat.rb": FAKE}, gem=None).fakes
 
 
-def test_name_heuristic_needs_a_marker_method(project: Build) -> None:
+def test_a_fake_is_recognised_by_its_methods_not_its_name(project: Build) -> None:
     code = (
-        "class MockClientHelper\n  def send_message; end\nend\n"
-        "class ChatPresenter\n  def ask; end\n  def nope; end\nend\n"
+        "class MockClientHelper\n  def send_message; end\nend\n"  # a double's name, no gem surface: not one
+        "class ChatPresenter\n  def ask; end\n  def nope; end\nend\n"  # no double's name, imitates Chat: one
+        "class ChatPresenterTest < ActiveSupport::TestCase\n  def ask; end\nend\n"  # a test case: never one
     )
-    assert not verify(project, {"test/helpers.rb": code}).fakes
+    fakes = verify(project, {"test/helpers.rb": code}).fakes
+    assert [(f.name, f.real) for f in fakes] == [("ChatPresenter#nope", "Chat")]
 
 
 STUBS = """class ChatTest < ActiveSupport::TestCase

@@ -1,7 +1,7 @@
 """Test doubles that imitate an API the gem does not have: fake classes and stubs (tests only).
 
-A fake class is one whose name says so (Fake/Stub/Mock/Dummy/Double/Spy + Chat/Message/Client/LLM...)
-and which defines a marker method of the gem's surface (ask, say, complete, content, add_message,
+A fake class is any class a test file defines that is not itself a test case (whatever it is called)
+and that defines a marker method of the gem's surface (ask, say, complete, content, add_message,
 with_instructions); the gem class it imitates is the one sharing the most method names with it.
 What a fake's method returns where the real one returns a known class (Chat#ask -> Message) is
 checked against that class in turn (test classes, Structs, OpenStructs; see fake_shapes), and a fake
@@ -36,8 +36,7 @@ from shipbench.audit.ruby.parse import Node, ParsedSource, line_of, walk
 from shipbench.audit.ruby.resolve_api import GemApi
 from shipbench.audit.ruby.verify_types import FakeMismatch
 
-FAKE_WORDS = re.compile(r"Fake|Stub|Mock|Dummy|Double|Spy")
-GEM_WORDS = re.compile(r"Chat|Message|Client|LLM|Llm|Response|Reply|Completion|Assistant|Bot|Model|Ai\b|AI")
+TEST_BASES = re.compile(r"(?:^|::)(?:Test|TestCase|IntegrationTest|SystemTestCase|Spec)$|^Minitest::")
 MARKERS = frozenset({"ask", "say", "complete", "content", "add_message", "with_instructions"})
 NOT_API = frozenset({"initialize", "method_missing", "respond_to_missing?", "to_s", "inspect", "==", "to_h"})
 STUB_METHODS = frozenset({"stub", "stubs", "expects", "stub_any_instance"})
@@ -163,8 +162,10 @@ def _returned(walk_: _Walk, shape: Shape, real: str, method: str, def_node: Node
 def _read_fake(parsed: ParsedSource, node: Node) -> Shape | None:
     name_node = node.child_by_field_name("name")
     name = parsed.text(name_node).split("::")[-1] if name_node is not None else ""
-    if not (FAKE_WORDS.search(name) and GEM_WORDS.search(name)):
-        return None
+    superclass = node.child_by_field_name("superclass")
+    base = parsed.text(superclass).lstrip("<").strip() if superclass is not None else ""
+    if not name or TEST_BASES.search(base) or name.endswith("Test"):
+        return None  # a test case, not a double
     fake = Shape(name=name, node=node)
     read_class_body(parsed, fake, node)
     return fake if (set(fake.defs) | set(fake.attrs)) & MARKERS else None

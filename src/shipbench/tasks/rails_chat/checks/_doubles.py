@@ -26,7 +26,6 @@ DOUBLE_FACTORIES = frozenset(
 NEW_DOUBLES = frozenset({"Minitest::Mock", "MiniTest::Mock", "Object", "OpenStruct", "Class", "Struct"})
 INJECTION_KEYS = ("client", "llm", "chat", "factory", "provider", "adapter", "backend", "api", "model")
 RAISING_STUBS = frozenset({"raises", "and_raise", "to_raise", "to_timeout"})
-FAILURE_WORDS = ("fail", "error", "rais", "broken", "timeout", "down", "unavailable", "explod", "boom")
 
 
 def fake_vars(suite: TestSuite, scope: list[Scoped]) -> set[str]:
@@ -173,17 +172,66 @@ def _error_status(parsed: ParsedSource, call: Node) -> bool:
 
 
 def _raising_fake_used(suite: TestSuite, parsed: ParsedSource, const: Node) -> bool:
-    """A fake class that raises, used in a failing mode: its name says so, or the test passes it an
-    error class / a failure flag (`FakeChat.new(error: RubyLLM::Error)`)."""
-    name = parsed.text(const)
-    found = suite.fake_classes.get(name)
-    if found is None or not any(method_name(found[0], c) in ("raise", "fail") for c in of_type(found[1], "call")):
+    """A fake class that raises, used in a raising mode: one of its raises is unconditional, or it is
+    guarded by state the constructor sets and this construction passes a value for (`error: X`, `true`)."""
+    found = suite.fake_classes.get(parsed.text(const))
+    if found is None:
         return False
-    if any(w in name.lower() for w in FAILURE_WORDS):
+    fake_parsed, klass = found
+    raises = [c for c in of_type(klass, "call") if method_name(fake_parsed, c) in ("raise", "fail")]
+    if not raises:
+        return False
+    if any(_guard_of(r) is None for r in raises):
         return True
+    guarded = {v for r in raises if (g := _guard_of(r)) is not None for v in _ivars(fake_parsed, g)}
+    slots = _constructor_slots(fake_parsed, klass, guarded)
     call = const.parent
-    if call is None or call.type != "call":
+    if call is None or call.type != "call" or not slots:
         return False
     args = call.child_by_field_name("arguments")
-    text = parsed.text(args).lower() if args is not None else ""
-    return any(w in text for w in FAILURE_WORDS)
+    for index, arg in enumerate(list(args.named_children) if args is not None else []):
+        if arg.type == "pair":
+            key, value = arg.child_by_field_name("key"), arg.child_by_field_name("value")
+            name = parsed.text(key).strip(":") if key is not None else ""
+            if name in slots and value is not None and value.type not in ("nil", "false"):
+                return True
+        elif index in slots and arg.type not in ("nil", "false"):
+            return True
+    return False
+
+
+def _guard_of(raise_call: Node) -> Node | None:
+    """The condition deciding whether a raise runs (None when it runs whenever its method does)."""
+    current = raise_call.parent
+    while current is not None and current.type not in ("method", "singleton_method", "lambda", "class"):
+        if current.type in ("if", "unless", "if_modifier", "unless_modifier", "conditional", "case", "when"):
+            return current.child_by_field_name("condition") or current
+        current = current.parent
+    return None
+
+
+def _ivars(parsed: ParsedSource, node: Node) -> set[str]:
+    return {parsed.text(n) for n in of_type(node, "instance_variable")}
+
+
+def _constructor_slots(parsed: ParsedSource, klass: Node, ivars: set[str]) -> set[str | int]:
+    """Keyword names and positional indexes of `initialize` parameters that set one of `ivars`."""
+    slots: set[str | int] = set()
+    for method in of_type(klass, "method"):
+        name = method.child_by_field_name("name")
+        params = method.child_by_field_name("parameters")
+        if name is None or parsed.text(name) != "initialize" or params is None:
+            continue
+        assigned = {
+            parsed.text(right)
+            for a in of_type(method, "assignment")
+            if (left := a.child_by_field_name("left")) is not None
+            and parsed.text(left) in ivars
+            and (right := a.child_by_field_name("right")) is not None
+        }
+        for index, param in enumerate(params.named_children):
+            ident = param.child_by_field_name("name") if param.type != "identifier" else param
+            pname = parsed.text(ident) if ident is not None else ""
+            if pname and (pname in assigned or f"@{pname}" in ivars):
+                slots.add(pname if param.type in ("keyword_parameter",) else index)
+    return slots
