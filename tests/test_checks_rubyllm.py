@@ -126,9 +126,7 @@ def test_raw_http_sdk_client_fires_even_with_rubyllm(tmp_path: Path) -> None:
 
 def test_raw_http_ignores_unrelated_http_and_rubyllm_api_base(tmp_path: Path) -> None:
     svc = "class Weather\n  def get\n    Net::HTTP.get(URI('https://weather.example/today'))\n  end\nend\n"
-    init = INITIALIZER.replace(
-        "end\n", '  config.openrouter_api_base = "https://openrouter.ai/api/v1"\nend\n'
-    )
+    init = INITIALIZER.replace("end\n", '  config.openrouter_api_base = "https://openrouter.ai/api/v1"\nend\n')
     ctx = ctx_for(tmp_path, {"app/services/weather.rb": svc, "config/initializers/ruby_llm.rb": init})
     assert run(r.check_raw_http_bypass, ctx) == []
 
@@ -240,7 +238,31 @@ def test_no_multi_turn_fresh_chat_per_request(tmp_path: Path) -> None:
         "end\n"
     )
     hits = run(r.check_no_multi_turn, ctx_for(tmp_path, {"app/controllers/chats_controller.rb": ctrl}))
-    assert places(hits) == [("app/controllers/chats_controller.rb", 3)]
+    # the fresh chat, then the send that carries no history
+    assert places(hits) == [("app/controllers/chats_controller.rb", 3), ("app/controllers/chats_controller.rb", 4)]
+
+
+def test_a_prompt_folding_request_input_or_constants_is_not_multi_turn(tmp_path: Path) -> None:
+    svc = (
+        "class Brief\n"  # 1
+        "  HINTS = ['be short', 'be kind']\n"  # 2
+        "  def answer(note, tags)\n"  # 3
+        "    lines = note.lines.map(&:strip)\n"  # 4
+        '    prompt = (HINTS + tags.map { |t| "topic: #{t}" } + lines).join("\\n")\n'  # 5
+        "    RubyLLM.chat.ask(prompt).content\n"  # 6
+        "  end\n"
+        "end\n"
+    )
+    ctrl = (
+        "class BriefsController < ApplicationController\n"
+        "  def create\n    Brief.new.answer(params[:note], params[:tags])\n  end\nend\n"
+    )
+    files = {"app/models/brief.rb": svc, "app/controllers/briefs_controller.rb": ctrl}
+    hits = run(r.check_no_multi_turn, ctx_for(tmp_path, files))
+    assert [h.rule for h in hits] == ["rubyllm.no_multi_turn"]
+    assert ("app/models/brief.rb", 5) in places(hits)  # the fold shown as what is not history
+    transcript = svc.replace('tags.map { |t| "topic: #{t}" }', 'tags.map { |m| "#{m[:role]}: #{m[:content]}" }')
+    assert run(r.check_no_multi_turn, ctx_for(tmp_path / "roles", {**files, "app/models/brief.rb": transcript})) == []
 
 
 def test_persistent_chat_in_singleton_store_is_multi_turn(tmp_path: Path) -> None:
@@ -262,12 +284,11 @@ def test_persistent_chat_in_singleton_store_is_multi_turn(tmp_path: Path) -> Non
     assert run(r.check_no_multi_turn, ctx_for(tmp_path, files)) == []
     # the same session class, built fresh in each request: not multi-turn
     ctrl = (
-        "class ChatsController < ApplicationController\n"
-        "  def create\n    ChatSession.new.ask(params[:m])\n  end\nend\n"
+        "class ChatsController < ApplicationController\n  def create\n    ChatSession.new.ask(params[:m])\n  end\nend\n"
     )
     files2 = {"app/models/chat_session.rb": session, "app/controllers/chats_controller.rb": ctrl}
     hits = run(r.check_no_multi_turn, ctx_for(tmp_path / "fresh", files2))
-    assert places(hits) == [("app/models/chat_session.rb", 3)]
+    assert places(hits) == [("app/models/chat_session.rb", 3), ("app/models/chat_session.rb", 6)]
 
 
 # ---------------------------------------------------------------- system prompt, model, provider
@@ -314,9 +335,7 @@ def test_no_model_anywhere_fires_absent(tmp_path: Path) -> None:
 
 def test_openrouter_not_configured(tmp_path: Path) -> None:
     init = 'RubyLLM.configure do |config|\n  config.openai_api_key = ENV["OPENAI_API_KEY"]\nend\n'
-    hits = run(
-        r.check_openrouter_not_configured, ctx_for(tmp_path, {"config/initializers/ruby_llm.rb": init})
-    )
+    hits = run(r.check_openrouter_not_configured, ctx_for(tmp_path, {"config/initializers/ruby_llm.rb": init}))
     assert [h.rule for h in hits] == ["rubyllm.openrouter_not_configured"]
     svc = "class S\n  def go\n    RubyLLM.chat(model: 'm', provider: :anthropic)\n  end\nend\n"
     hits = run(r.check_openrouter_not_configured, ctx_for(tmp_path / "p", {"app/services/s.rb": svc}))

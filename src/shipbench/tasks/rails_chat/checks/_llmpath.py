@@ -15,7 +15,9 @@ from shipbench.audit.checks import AuditContext
 from shipbench.audit.ruby.parse import Node, ParsedSource, enclosing, of_type
 from shipbench.tasks.rails_chat.checks._common import (
     LLM_CONSTANT,
+    call_arguments,
     class_name,
+    def_name,
     is_controller,
     method_name,
     references_llm,
@@ -33,6 +35,8 @@ class LlmPath:
     controllers: set[str] = field(default_factory=set)  # singular resource names
     routes: dict[str, str] = field(default_factory=dict)  # "/chat/:id" -> controller resource
     helpers: dict[str, str] = field(default_factory=dict)  # route `as:` name -> controller resource
+    actions: dict[str, str] = field(default_factory=dict)  # "post /chat/:id" or "post helper" -> explicit action
+    llm_actions: dict[str, set[str]] = field(default_factory=dict)  # resource -> actions that reach the LLM
 
     @property
     def exists(self) -> bool:
@@ -101,11 +105,60 @@ def build_llm_path(ctx: AuditContext) -> LlmPath:
             path.classes |= defined_names(parsed)
     path.files = sorted(on_path)
     path.controllers = {controller_resource(p.rel) for p in on_path.values() if is_controller(p)}
+    for parsed in on_path.values():
+        if is_controller(parsed):
+            path.llm_actions[controller_resource(parsed.rel)] = _llm_actions(parsed, path)
     routes = ctx.app_file("config/routes.rb")
     parsed_routes = ctx.parsed(routes.rel) if routes is not None else None
     if parsed_routes is not None:
         _read_routes(parsed_routes, path)
     return path
+
+
+REST_ACTIONS = {
+    "get": {"index", "show", "new", "edit"},
+    "head": {"index", "show", "new", "edit"},
+    "post": {"create"},
+    "put": {"update"},
+    "patch": {"update"},
+    "delete": {"destroy"},
+}
+
+
+def _touches_llm(parsed: ParsedSource, node: Node, path: LlmPath) -> bool:
+    if any(path.names_class(parsed.text(n)) for n in constant_chains(node)):
+        return True
+    return any(parsed.text(n).lstrip(":") == LLM_CONSTANT for n in of_type(node, "constant"))
+
+
+def _llm_actions(parsed: ParsedSource, path: LlmPath) -> set[str]:
+    """Public methods of a controller that reach the LLM path: directly, through the controller's own
+    methods they call (transitively), or through a before_action callback that does."""
+    methods = {def_name(parsed, m): m for m in of_type(parsed.root, "method")}
+    reaching = {name for name, m in methods.items() if _touches_llm(parsed, m, path)}
+    for _ in range(MAX_ROUNDS):
+        grown = {
+            name
+            for name, m in methods.items()
+            if name not in reaching
+            and any(
+                method_name(parsed, c) in reaching or parsed.text(c) in reaching
+                for c in of_type(m, "call", "identifier")
+            )
+        }
+        if not grown:
+            break
+        reaching |= grown
+    callbacks = {
+        parsed.text(a).lstrip(":")
+        for c in of_type(parsed.root, "call")
+        if method_name(parsed, c) in ("before_action", "around_action", "prepend_before_action")
+        for a in call_arguments(c)
+        if a.type == "simple_symbol"
+    }
+    if callbacks & reaching:
+        return set(methods) | {"*"}  # a callback reaching the LLM runs before every action it guards
+    return reaching
 
 
 def controller_resource(rel: str) -> str:
@@ -125,13 +178,17 @@ def _read_routes(parsed: ParsedSource, path: LlmPath) -> None:
         target = _route_target(parsed, call)
         if target is None:
             continue
+        action = _route_action(parsed, call)
         if verb == "root":
             path.routes["/"] = target
+            path.actions["get /"] = action
         elif verb in VERBS and strings:
             path.routes[normalise(strings[0])] = target
+            path.actions[f"{verb} {normalise(strings[0])}"] = action
         alias = _pair_value(parsed, call, "as")
         if alias:
             path.helpers[alias.lstrip(":")] = target
+            path.actions[f"{verb if verb != 'root' else 'get'} {alias.lstrip(':')}"] = action
 
 
 def _string_args(parsed: ParsedSource, call: Node) -> list[str]:
@@ -158,6 +215,16 @@ def _route_target(parsed: ParsedSource, call: Node) -> str | None:
     return singular(controller.lstrip(":").rsplit("/", 1)[-1]) if controller else None
 
 
+def _route_action(parsed: ParsedSource, call: Node) -> str:
+    """The action of `to: "c#a"` / `"path" => "c#a"` / `action: :a` ('' when the route does not say)."""
+    args = call.child_by_field_name("arguments")
+    for node in of_type(args, "string") if args is not None else []:
+        text = parsed.text(node).strip("\"'")
+        if "#" in text and "/" not in text.split("#", 1)[1]:
+            return text.split("#", 1)[1]
+    return _pair_value(parsed, call, "action").lstrip(":")
+
+
 def _pair_value(parsed: ParsedSource, call: Node, key: str) -> str:
     args = call.child_by_field_name("arguments")
     for pair in of_type(args, "pair") if args is not None else []:
@@ -181,37 +248,85 @@ def route_matches(pattern: str, actual: str) -> bool:
 
 
 def request_reaches(path: LlmPath, parsed: ParsedSource, call: Node, test_class: str) -> bool:
-    """Does this `get/post/... target` (or controller-test `post :create`) hit an LLM controller?"""
+    """Does this `get/post/... target` (or controller-test `post :create`) run a controller action that
+    reaches the LLM, with input that gets past a blank guard?"""
     args = call.child_by_field_name("arguments")
     first = args.named_children[0] if args is not None and args.named_children else None
-    if first is None:
+    if first is None or _only_blank_input(parsed, call):
         return False
+    verb = method_name(parsed, call)
     if first.type in ("simple_symbol", "symbol"):
         resource = class_resource(test_class)
-        return bool(resource) and resource in path.controllers
+        return bool(resource) and _action_reaches(path, resource, {parsed.text(first).lstrip(":")})
     if first.type == "string":
-        return _path_reaches(path, _literal_prefix(parsed, first))
+        return _path_reaches(path, _literal_prefix(parsed, first), verb)
     name = method_name(parsed, first) if first.type == "call" else parsed.text(first)
     if first.type in ("identifier", "call") and name.endswith(("_path", "_url")):
-        return _helper_reaches(path, name.rsplit("_", 1)[0])
+        return _helper_reaches(path, name.rsplit("_", 1)[0], verb)
     return False
 
 
-def _helper_reaches(path: LlmPath, helper: str) -> bool:
+def _action_reaches(path: LlmPath, resource: str, actions: set[str]) -> bool:
+    if resource not in path.controllers:
+        return False
+    reaching = path.llm_actions.get(resource)
+    if reaching is None or "*" in reaching:
+        return True
+    return bool(actions & reaching) or not actions
+
+
+def _verb_actions(verb: str, explicit: str) -> set[str]:
+    return {explicit} if explicit else set(REST_ACTIONS.get(verb, set()))
+
+
+def _helper_reaches(path: LlmPath, helper: str, verb: str = "") -> bool:
     if helper in path.helpers:
-        return path.helpers[helper] in path.controllers
+        explicit = path.actions.get(f"{verb} {helper}", "")
+        return _action_reaches(path, path.helpers[helper], _verb_actions(verb, explicit))
     if helper == "root":
-        return path.routes.get("/") in path.controllers
+        target = path.routes.get("/")
+        return target is not None and _action_reaches(path, target, _verb_actions(verb, path.actions.get("get /", "")))
     tokens = [t for t in helper.split("_") if t not in ("new", "edit")]
-    return any(singular(t) in path.controllers for t in tokens)
+    return any(_action_reaches(path, singular(t), _verb_actions(verb, "")) for t in tokens)
 
 
-def _path_reaches(path: LlmPath, url: str) -> bool:
+def _path_reaches(path: LlmPath, url: str, verb: str = "") -> bool:
     route = normalise(url)
     for pattern, target in path.routes.items():
-        if route_matches(pattern, route):
-            return target in path.controllers
-    return any(singular(seg) in path.controllers for seg in route.strip("/").split("/") if seg)
+        declared_for_verb = f"{verb} {pattern}" in path.actions
+        if route_matches(pattern, route) and (declared_for_verb or not _declared(path, pattern)):
+            return _action_reaches(path, target, _verb_actions(verb, path.actions.get(f"{verb} {pattern}", "")))
+    segments = [seg for seg in route.strip("/").split("/") if seg]
+    return any(_action_reaches(path, singular(seg), _verb_actions(verb, "")) for seg in segments)
+
+
+def _declared(path: LlmPath, pattern: str) -> bool:
+    """Some explicit route declares this path (for another verb when the caller's is not among them)."""
+    return any(key.endswith(f" {pattern}") for key in path.actions)
+
+
+BLANK_VALUES = ("nil", "false")
+
+
+def _only_blank_input(parsed: ParsedSource, call: Node) -> bool:
+    """The request sends `params:` whose every leaf value is an empty or whitespace-only string (or nil):
+    it stops at any guard on blank input before the LLM."""
+    args = call.child_by_field_name("arguments")
+    params: Node | None = None
+    for pair in (a for a in (args.named_children if args is not None else []) if a.type == "pair"):
+        key = pair.child_by_field_name("key")
+        if key is not None and parsed.text(key).strip(":\"'") == "params":
+            params = pair.child_by_field_name("value")
+    if params is None or params.type != "hash":
+        return False
+    leaves = [
+        v
+        for pair in of_type(params, "pair")
+        if (v := pair.child_by_field_name("value")) is not None and v.type != "hash"
+    ]
+    return bool(leaves) and all(
+        v.type in BLANK_VALUES or (v.type == "string" and not parsed.text(v).strip("\"' \t\n")) for v in leaves
+    )
 
 
 def _literal_prefix(parsed: ParsedSource, string: Node) -> str:

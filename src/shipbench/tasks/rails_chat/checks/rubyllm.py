@@ -18,6 +18,7 @@ from shipbench.tasks.rails_chat.checks._common import (
     CallSite,
     app_ruby,
     class_name,
+    def_name,
     enclosing_class,
     is_controller,
     keyword_arguments,
@@ -26,8 +27,8 @@ from shipbench.tasks.rails_chat.checks._common import (
 from shipbench.tasks.rails_chat.checks._core_path import CORE_PATH, on_core_path
 from shipbench.tasks.rails_chat.checks._llm_flow import CHAT, FileFlow, entry_sites, project_flows, send_sites
 from shipbench.tasks.rails_chat.checks._model_slugs import is_accepted, project_slugs
+from shipbench.tasks.rails_chat.checks._persistence_signals import store_aliases
 from shipbench.tasks.rails_chat.checks._reply_shape import payload_reads
-from shipbench.tasks.rails_chat.checks.persistence import classify
 
 SDK_CLIENTS = ("OpenAI::Client", "Openrouter::Client", "OpenRouter::Client", "Anthropic::Client")
 HTTP_CLIENTS = ("Net::HTTP", "Faraday", "HTTParty", "RestClient", "Excon", "HTTPX", "Typhoeus", "HTTP")
@@ -273,7 +274,7 @@ def check_openai_response_shape(ctx: AuditContext) -> Iterator[Hit]:
 # ---------------------------------------------------------------- multi-turn
 
 
-def _replays(flows: list[FileFlow], store_kept: bool) -> bool:
+def _replays(flows: list[FileFlow], aliases: dict[str, dict[str, str]]) -> bool:
     """add_message, `messages:` replay, chat.messages << ..., or a transcript joined into the prompt.
 
     `messages:` given to a chat entry (RubyLLM.chat(messages: ...)) is no replay: the gem rejects it."""
@@ -293,14 +294,13 @@ def _replays(flows: list[FileFlow], store_kept: bool) -> bool:
             if llm_file and named_messages and not _in_entry_call(flow, pair):
                 return True
         for send in flow.sends:
-            args = send.node.child_by_field_name("arguments")
-            if args is not None and any(_joins_turns(flow, c, store_kept) for c in of_type(args, "call")):
+            held = set(aliases.get(parsed.rel, {}))
+            if any(_joins_turns(flow, c, held) for c in _prompt_folds(flow, send.node)):
                 return True
     return False
 
 
 ROLE_KEYS = frozenset({"role"})
-INPUT_ROOTS = frozenset({"params", "request"})
 FOLDS = frozenset({"join", "map", "filter_map", "collect", "sum"})
 
 
@@ -331,36 +331,74 @@ def _reads_role(parsed: ParsedSource, node: Node) -> bool:
     return False
 
 
-def _from_input(parsed: ParsedSource, root: Node, scope: Node, depth: int = 0) -> bool:
-    """The collection is built from request input, a constant or a literal, not from earlier turns."""
-    if root.type in ("constant", "scope_resolution", "string", "array", "hash", "symbol_array", "string_array"):
-        return True
+STORE_ROOTS = frozenset({"session", "cookies", "@session", "@cookies"})
+
+
+def _from_store(parsed: ParsedSource, root: Node, scope: Node, aliases: set[str], depth: int = 0) -> bool:
+    """The folded collection is read from a conversation store: the session, a cookie jar, Rails.cache,
+    a name the file holds one of those under, followed through local and instance variable assignments."""
     text = parsed.text(root)
-    if text in INPUT_ROOTS:
+    if text in STORE_ROOTS or text in aliases or text.startswith("Rails.cache"):
         return True
-    if root.type != "identifier" or depth > 4:
+    parent = root.parent
+    if root.type == "constant" and parent is not None and parsed.text(parent).startswith("Rails.cache"):
+        return True
+    if root.type not in ("identifier", "instance_variable") or depth > 4:
         return False
-    for assign in of_type(scope, "assignment"):
+    where = parsed.root if root.type == "instance_variable" else scope
+    for assign in of_type(where, "assignment", "operator_assignment"):
         left, right = assign.child_by_field_name("left"), assign.child_by_field_name("right")
-        if left is not None and right is not None and parsed.text(left) == text:
-            return _from_input(parsed, _chain_root(right), scope, depth + 1)
+        if left is None or right is None or parsed.text(left) != text:
+            continue
+        if any(_from_store(parsed, root, scope, aliases, depth + 1) for root in _value_roots(right)):
+            return True
     return False
 
 
-def _joins_turns(flow: FileFlow, call: Node, store_kept: bool) -> bool:
+def _value_roots(node: Node) -> list[Node]:
+    """Chain roots of an assigned value: `a || b` and `(x)` give both sides."""
+    if node.type == "binary":
+        return [
+            n
+            for side in ("left", "right")
+            if (c := node.child_by_field_name(side)) is not None
+            for n in _value_roots(c)
+        ]
+    return [_chain_root(node)]
+
+
+def _prompt_folds(flow: FileFlow, send: Node) -> list[Node]:
+    """The map/join calls building a send's prompt: in its arguments, or in a local the arguments name
+    (followed to the method that builds it, one level)."""
+    parsed = flow.parsed
+    args = send.child_by_field_name("arguments")
+    if args is None:
+        return []
+    found = [c for c in of_type(args, "call") if method_name(parsed, c) in FOLDS]
+    scope = enclosing(send, "method", "singleton_method") or parsed.root
+    names = {parsed.text(i) for i in of_type(args, "identifier")}
+    for assign in of_type(scope, "assignment"):
+        left, right = assign.child_by_field_name("left"), assign.child_by_field_name("right")
+        if left is not None and right is not None and parsed.text(left) in names:
+            found += [c for c in of_type(right, "call") if method_name(parsed, c) in FOLDS]
+            names |= {method_name(parsed, c) for c in of_type(right, "call")}
+    for method in of_type(parsed.root, "method"):
+        if def_name(parsed, method) in names:
+            found += [c for c in of_type(method, "call") if method_name(parsed, c) in FOLDS]
+    return list({c.start_byte: c for c in found}.values())
+
+
+def _joins_turns(flow: FileFlow, call: Node, aliases: set[str]) -> bool:
     """A `.map`/`.join` in the prompt that folds earlier turns into it (a transcript), judged by what is
-    folded: records carrying a role, or, when the app keeps a conversation store, any collection that
-    does not come from the request, a constant or a literal."""
+    folded: records carrying a role, or a collection read from the conversation store."""
     parsed = flow.parsed
     if method_name(parsed, call) not in FOLDS:
         return False
     block = call.child_by_field_name("block")
     if block is not None and _reads_role(parsed, block):
         return True
-    if not store_kept:
-        return False
     scope = enclosing(call, "method", "singleton_method") or parsed.root
-    return not _from_input(parsed, _chain_root(call), scope)
+    return _from_store(parsed, _chain_root(call), scope, aliases)
 
 
 def _in_entry_call(flow: FileFlow, node: Node) -> bool:
@@ -454,8 +492,7 @@ def history_kept(ctx: AuditContext) -> bool:
     if isinstance(cached, bool):
         return cached
     flows = project_flows(ctx)
-    store_kept = classify(ctx)[0] != "none"
-    kept = _replays(flows, store_kept) or _chat_kept(ctx, flows)
+    kept = _replays(flows, store_aliases(app_ruby(ctx))) or _chat_kept(ctx, flows)
     ctx.memo["history_kept"] = kept
     return kept
 
@@ -468,11 +505,15 @@ def check_no_multi_turn(ctx: AuditContext) -> Iterator[Hit]:
     # multi-turn that the gem rejects: that defect is the entry call's, not counted twice here.
     batch = any("messages" in keyword_arguments(e.parsed, e.node) for e in entries)
     if entries and not kept and not batch:
+        flows = project_flows(ctx)
+        sends = [site for f in flows for site in f.sends]
+        folds = [CallSite(f.parsed, c) for f in flows for site in f.sends for c in _prompt_folds(f, site.node)]
         yield Hit(
             rule="rubyllm.no_multi_turn",
             message="Every request builds a fresh chat and sends one message: no add_message replay, "
-            "no chat kept across requests.",
-            evidence=_evidence(ctx, entries),
+            "no chat kept across requests"
+            + (" (what the prompt folds in with map/join is not earlier turns)." if folds else "."),
+            evidence=_evidence(ctx, [*entries, *sends, *folds]),
             tags=frozenset({HISTORY_DISCARDED}),
         )
 
@@ -509,10 +550,12 @@ def check_no_system_prompt(ctx: AuditContext) -> Iterator[Hit]:
             return
         if _system_role(flow.parsed):
             return
+    entries = entry_sites(ctx)
     yield Hit(
         rule="rubyllm.no_system_prompt",
-        message="No system prompt: with_instructions is never called and no system-role message is added.",
-        evidence=(ctx.absent("with_instructions(...) or add_message(role: :system, ...)"),),
+        message="No system prompt: with_instructions is never called and no system-role message is added"
+        + (" to the chats created here." if entries else "."),
+        evidence=_evidence(ctx, entries) or (ctx.absent("with_instructions(...) or add_message(role: :system, ...)"),),
     )
 
 
