@@ -65,7 +65,8 @@ def test_real_api_forms_are_ok(project: Build, code: str, call: str) -> None:
 
 
 BAD_FORMS = [
-    ("RubyLLM::Client.new", "RubyLLM::Client", "missing", "not defined"),
+    ("RubyLLM::Client.new", "RubyLLM::Client.new", "missing", "not defined"),
+    ("RubyLLM::Client", "RubyLLM::Client", "missing", "not defined"),
     ("chat.user('hi')", "Chat#user", "missing", "undefined method 'user'"),
     ("chat.assistant('hi')", "Chat#assistant", "missing", "undefined method"),
     ("RubyLLM.chat(messages: [])", "RubyLLM.chat", "bad_arguments", "unknown keyword: messages"),
@@ -109,10 +110,13 @@ def test_configure_block_parameter_is_configuration(project: Build) -> None:
     assert wrong.verdict == "missing" and "openrouter_api_key=" in wrong.suggestions
 
 
-def test_calls_on_what_a_missing_constant_returns_are_not_reported(project: Build) -> None:
+def test_an_invented_client_and_its_methods_are_named_but_nothing_beyond(project: Build) -> None:
+    # the contract's names: the constructor `RubyLLM::Client.new`, its instance's call `Client#chat`
+    # (missing: the class does not exist); what that call returns says nothing more
     report = verify(project, in_method("client = RubyLLM::Client.new\nclient.chat(messages: []).dig(:x)"))
-    assert at(report, 4, "RubyLLM::Client").verdict == "missing"
-    assert [(c.line, c.call) for c in report.calls if c.line >= 4] == [(4, "RubyLLM::Client")]
+    assert at(report, 4, "RubyLLM::Client.new").verdict == "missing"
+    assert at(report, 5, "Client#chat").verdict == "missing"
+    assert [(c.line, c.call) for c in report.calls if c.line >= 4] == [(4, "RubyLLM::Client.new"), (5, "Client#chat")]
 
 
 SERVICE = """class ChatService

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from shipbench.audit.models import ApiCall, Definition, Verdict
 from shipbench.audit.ruby.api_model import Location, MethodDef
-from shipbench.audit.ruby.infer_model import DOUBLE_METHODS, RType, display_call
+from shipbench.audit.ruby.infer_model import DOUBLE_METHODS, RType, display_call, relative
 from shipbench.audit.ruby.infer_types import FileTypes, enclosing_class, scope_of
 from shipbench.audit.ruby.parse import Node, ParsedSource, enclosing, line_of, walk
 from shipbench.audit.ruby.resolve_api import GemApi
@@ -116,7 +116,10 @@ class FileCalls:
         api = self.types.api_for(name)
         if api is None or name == api.namespace or name in self.defs.constants:
             return
-        self._add(node, name, api, judge_constant(api, name))
+        judgement = judge_constant(api, name)
+        if judgement.verdict == "missing" and _is_new_receiver(node):
+            name += ".new"  # a constructor of an invented class: the contract's `RubyLLM::Client.new`
+        self._add(node, name, api, judgement)
 
     # ---- method calls
 
@@ -141,7 +144,8 @@ class FileCalls:
         if api is None:
             return
         if rtype.kind == "opaque" and _rooted_in_missing(api, rtype.name):
-            return  # the missing constant or method is the finding; calls on its result say nothing more
+            self._on_missing_class(node, rtype, method, api)
+            return  # beyond a direct instance, calls on a missing API's result say nothing more
         writer = _is_attribute_write(node)
         name = method + "=" if writer else method
         if rtype.kind != "opaque" and self.defs.defines(rtype.name, name):
@@ -150,6 +154,21 @@ class FileCalls:
         judgement = judge_method(api, rtype, name, args)
         if judgement is not None:
             self._add(node, display_call(rtype, name, api.namespace), api, judgement)
+
+    def _on_missing_class(self, node: Node, rtype: RType, method: str, api: GemApi) -> None:
+        """`RubyLLM::Client.new(...).chat(...)`: a method called on an instance of a class the gem lacks is
+        reported as `Client#chat`, missing (the class it would belong to does not exist)."""
+        match = _ORIGIN_RE.match(rtype.name)
+        if (
+            match is None
+            or match["first"] != "new"
+            or match["sep"] != "."
+            or rtype.name.count(".") + rtype.name.count("#") != 1
+        ):
+            return
+        klass = match["root"]
+        detail = f"{klass} is not defined in {api.gem} {api.version or ''}".rstrip() + f", so it has no #{method}"
+        self._add(node, f"{relative(klass, api.namespace)}#{method}", api, Judgement("missing", detail))
 
     def _on_a_double(self, node: Node) -> bool:
         """`RubyLLM::Chat.stubs(:new).raises(...)`: the receiver chain goes through a stub/mock builder."""
@@ -242,6 +261,14 @@ class FileCalls:
 
 
 _ORIGIN_RE = re.compile(r"^(?P<root>[^.#]+)(?:(?P<sep>[.#])(?P<first>[^.#]+))?")
+
+
+def _is_new_receiver(node: Node) -> bool:
+    parent = node.parent
+    if parent is None or parent.type != "call" or parent.child_by_field_name("receiver") != node:
+        return False
+    method = parent.child_by_field_name("method")
+    return method is not None and method.text == b"new"
 
 
 def _rooted_in_missing(api: GemApi, origin: str) -> bool:

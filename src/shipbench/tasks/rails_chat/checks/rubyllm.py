@@ -47,8 +47,16 @@ def _evidence(ctx: AuditContext, sites: Iterable[CallSite]) -> tuple[Evidence, .
 # ---------------------------------------------------------------- entry point and raw HTTP
 
 
+def _invented_entry(ctx: AuditContext) -> bool:
+    """The app reaches for the gem through a class it does not have (`RubyLLM::Client.new`): that is the
+    finding (rubyllm.hallucinated_constant), not an app that never uses RubyLLM."""
+    return ctx.api.verified and any(
+        c.verdict == "missing" and not c.in_test and _is_constant(c.call) for c in ctx.api.calls
+    )
+
+
 def check_no_entry_point(ctx: AuditContext) -> Iterator[Hit]:
-    if not entry_sites(ctx):
+    if not entry_sites(ctx) and not _invented_entry(ctx):
         yield Hit(
             rule="rubyllm.no_entry_point",
             message="RubyLLM is never used: no RubyLLM.chat, RubyLLM::Chat.new or RubyLLM.context.chat in app code.",
@@ -128,6 +136,8 @@ ENTRY_CALLS = frozenset({"RubyLLM.chat", "Chat.new", "RubyLLM::Chat.new", "Conte
 
 
 def _is_constant(name: str) -> bool:
+    """`RubyLLM::Client` or its constructor `RubyLLM::Client.new`: an invented class, not a method."""
+    name = name.removesuffix(".new")
     return "#" not in name and "." not in name
 
 
