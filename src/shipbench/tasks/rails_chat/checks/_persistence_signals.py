@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from shipbench.audit.checks import AuditContext
-from shipbench.audit.ruby.parse import Node, ParsedSource, line_of, of_type
+from shipbench.audit.ruby.parse import Node, ParsedSource, enclosing, line_of, of_type
 from shipbench.tasks.rails_chat.checks._common import (
     app_ruby,
     calls,
     class_name,
+    def_name,
     enclosing_class,
     enclosing_method,
     llm_entry_calls,
@@ -112,16 +113,29 @@ def _container(parsed: ParsedSource, ref: Node, aliases: dict[str, str] | None =
 
 
 def _container_of(text: str) -> str:
+    if text.lstrip(":") == "Rails.cache":
+        return "cache"
     if _SESSION_RE.match(text):
         return "session"
     return "cookies" if _COOKIE_RE.match(text) else ""
 
 
-def store_aliases(sources: list[ParsedSource]) -> dict[str, dict[str, str]]:
-    """Per file, the names that hold the session or the cookie jar under another name: a variable
-    assigned from it, or a constructor parameter of a class that some file instantiates with it
-    (`ConversationStore.new(session)`), and the instance variable that parameter is stored into."""
-    handed: dict[tuple[str, int], str] = {}  # (class name, argument position) -> container
+def _superclasses(sources: list[ParsedSource]) -> dict[str, str]:
+    """Class (last name) -> its superclass (last name), across the project."""
+    out: dict[str, str] = {}
+    for parsed in sources:
+        for klass in of_type(parsed.root, "class"):
+            sup = klass.child_by_field_name("superclass")
+            if sup is not None and klass.is_named:
+                out[class_name(parsed, klass).rsplit("::", 1)[-1]] = (
+                    parsed.text(sup).lstrip("<").strip().rsplit("::", 1)[-1]
+                )
+    return out
+
+
+def _handed_stores(sources: list[ParsedSource]) -> dict[tuple[str, int | str], str]:
+    """(class, argument position or keyword) -> container, for each `K.new(session | cookies | Rails.cache)`."""
+    handed: dict[tuple[str, int | str], str] = {}
     for parsed in sources:
         for node in of_type(parsed.root, "call"):
             recv = node.child_by_field_name("receiver")
@@ -129,27 +143,67 @@ def store_aliases(sources: list[ParsedSource]) -> dict[str, dict[str, str]]:
             args = node.child_by_field_name("arguments")
             if recv is None or method is None or args is None or parsed.text(method) != "new":
                 continue
+            klass = parsed.text(recv).lstrip(":").rsplit("::", 1)[-1]
             for pos, arg in enumerate(a for a in args.named_children if a.type != "pair"):
-                container = _container_of(parsed.text(arg))
-                if container:
-                    handed[(parsed.text(recv).lstrip(":").rsplit("::", 1)[-1], pos)] = container
+                if container := _container_of(parsed.text(arg)):
+                    handed[(klass, pos)] = container
+            for pair in (a for a in args.named_children if a.type == "pair"):
+                key, value = pair.child_by_field_name("key"), pair.child_by_field_name("value")
+                if key is not None and value is not None and (container := _container_of(parsed.text(value))):
+                    handed[(klass, parsed.text(key).strip(":"))] = container
+    return handed
+
+
+def store_aliases(sources: list[ParsedSource]) -> dict[str, dict[str, str]]:
+    """Per file, the names that hold the session, the cookie jar or Rails.cache under another name: a
+    variable assigned from it, a parameter defaulting to it, or a constructor parameter of a class that
+    some file instantiates with it (`ConversationStore.new(session)`, `Memory.new(cache: Rails.cache)`,
+    also through a subclass that inherits the constructor), and the instance variables those are stored into."""
+    handed = _handed_stores(sources)
+    parents = _superclasses(sources)
+    own_init: set[str] = set()
+    for parsed in sources:
+        for method in of_type(parsed.root, "method"):
+            owner = enclosing_class(method)
+            if owner is not None and def_name(parsed, method) == "initialize":
+                own_init.add(class_name(parsed, owner).rsplit("::", 1)[-1])
+    heirs: dict[str, set[str]] = {}  # class with a constructor -> the classes built through it
+    for klass in set(parents) | {k for k, _ in handed}:
+        current, seen = klass, set()
+        while current and current not in seen:
+            seen.add(current)
+            if current in own_init:
+                heirs.setdefault(current, set()).add(klass)
+                break
+            current = parents.get(current, "")
     out: dict[str, dict[str, str]] = {}
     for parsed in sources:
         names: dict[str, str] = {}
         for method in of_type(parsed.root, "method"):
-            name = method.child_by_field_name("name")
             params = method.child_by_field_name("parameters")
-            if name is None or params is None or parsed.text(name) != "initialize":
-                continue
             owner = enclosing_class(method)
-            klass = class_name(parsed, owner).rsplit("::", 1)[-1] if owner is not None else ""
+            if params is None or def_name(parsed, method) != "initialize" or owner is None:
+                continue
+            klass = class_name(parsed, owner).rsplit("::", 1)[-1]
+            users = heirs.get(klass, {klass})
             positional = [p for p in params.named_children if p.type in ("identifier", "optional_parameter")]
             for pos, param in enumerate(positional):
                 pname = param.child_by_field_name("name") if param.type == "optional_parameter" else param
-                if pname is not None and (klass, pos) in handed:
-                    names[parsed.text(pname)] = handed[(klass, pos)]
-        for _ in range(2):  # @store = session / @jar = cookie_jar_param
-            for node in of_type(parsed.root, "assignment"):
+                found = next((handed[(u, pos)] for u in users if (u, pos) in handed), "")
+                if pname is not None and found:
+                    names[parsed.text(pname)] = found
+            for param in (p for p in params.named_children if p.type == "keyword_parameter"):
+                pname = param.child_by_field_name("name")
+                key = parsed.text(pname) if pname is not None else ""
+                found = next((handed[(u, key)] for u in users if (u, key) in handed), "")
+                if found:
+                    names[key] = found
+        for node in of_type(parsed.root, "keyword_parameter", "optional_parameter"):
+            pname, value = node.child_by_field_name("name"), node.child_by_field_name("value")
+            if pname is not None and value is not None and (container := _container_of(parsed.text(value))):
+                names[parsed.text(pname)] = container
+        for _ in range(2):  # @store = session / @jar = cookie_jar_param / @cache = cache
+            for node in of_type(parsed.root, "assignment", "operator_assignment"):
                 left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
                 if left is None or right is None or left.type not in ("instance_variable", "identifier"):
                     continue
@@ -176,6 +230,41 @@ def _written_ref(parsed: ParsedSource, node: Node) -> tuple[Node, Node | None] |
     return None
 
 
+def _feeding_values(parsed: ParsedSource, write: Node, value: Node | None) -> list[Node]:
+    """The written value and what feeds it inside the same method: the right-hand sides of the locals it
+    reads (`updated = records + [entry]`, `entry = { role: ..., content: ... }`), two levels deep."""
+    if value is None:
+        return []
+    method = enclosing(write, "method", "singleton_method")
+    found, frontier = [value], [value]
+    for _ in range(2):
+        names = {parsed.text(i) for v in frontier for i in of_type(v, "identifier")}
+        frontier = [
+            right
+            for a in (of_type(method, "assignment", "operator_assignment") if method is not None else [])
+            if (left := a.child_by_field_name("left")) is not None
+            and left.type == "identifier"
+            and parsed.text(left) in names
+            and (right := a.child_by_field_name("right")) is not None
+            and a.start_byte < write.start_byte
+        ]
+        found += frontier
+    return found
+
+
+def _role_records(parsed: ParsedSource, node: Node) -> bool:
+    """A hash literal carrying a chat message's shape: a `role` key beside other keys."""
+    for h in of_type(node, "hash"):
+        keys = {
+            parsed.text(k).strip(":\"'")
+            for p in h.named_children
+            if p.type == "pair" and (k := p.child_by_field_name("key")) is not None
+        }
+        if "role" in keys and len(keys) > 1:
+            return True
+    return False
+
+
 def _op(parsed: ParsedSource, node: Node) -> str:
     op = node.child_by_field_name("operator")
     return parsed.text(op) if op is not None else ""
@@ -188,7 +277,7 @@ def _session_signals(parsed: ParsedSource, aliases: dict[str, str] | None = None
             continue
         ref, value = written
         container = _container(parsed, ref, aliases)
-        if not container:
+        if container not in ("session", "cookies"):
             continue
         key_node = ref.named_child(1) if ref.named_child_count > 1 else None
         key = session_key(parsed.text(key_node)) if key_node is not None else ""
@@ -202,9 +291,11 @@ def _session_signals(parsed: ParsedSource, aliases: dict[str, str] | None = None
             "instance_variable",
             "identifier",
         )
-        holds_collection = is_store_value(parsed, value) or (
-            value is not None and next(iter(of_type(value, "array", "hash")), None) is not None
+        fed = _feeding_values(parsed, node, value)
+        holds_collection = is_store_value(parsed, value) or any(
+            next(iter(of_type(v, "array", "hash")), None) is not None for v in fed
         )
+        conv = conv or any(_role_records(parsed, v) for v in fed)
         if conv or (named_indirectly and holds_collection):
             yield StoreSignal("session_cookie", parsed, line_of(node), conv, key, container)
 
@@ -212,28 +303,9 @@ def _session_signals(parsed: ParsedSource, aliases: dict[str, str] | None = None
 # ---------------------------------------------------------------- Rails.cache, database
 
 
-def cache_aliases(parsed: ParsedSource) -> set[str]:
-    """Names holding Rails.cache in this file: assigned from it, or a parameter defaulting to it,
-    and the variables those are stored into."""
-    names: set[str] = set()
-    for node in of_type(parsed.root, "keyword_parameter", "optional_parameter"):
-        name, value = node.child_by_field_name("name"), node.child_by_field_name("value")
-        if name is not None and value is not None and parsed.text(value).lstrip(":") == "Rails.cache":
-            names.add(parsed.text(name))
-    for _ in range(2):
-        for node in of_type(parsed.root, "assignment", "operator_assignment"):
-            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
-            if left is None or right is None:
-                continue
-            assigned = parsed.text(right).lstrip(":")
-            if assigned == "Rails.cache" or assigned in names:
-                names.add(parsed.text(left))
-    return names
-
-
-def _cache_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
+def _cache_signals(parsed: ParsedSource, held: dict[str, str] | None = None) -> Iterator[StoreSignal]:
     mentions_cache = b"Rails.cache" in parsed.source
-    aliases = cache_aliases(parsed)
+    aliases = {name for name, container in (held or {}).items() if container == "cache"}
     for site in calls(parsed, "write", "fetch"):
         recv = site.receiver.lstrip(":")
         named_cache = mentions_cache and recv.lower().endswith("cache")
@@ -449,8 +521,8 @@ def collect_signals(ctx: AuditContext) -> list[StoreSignal]:
     aliases = store_aliases(sources)
     for parsed in sources:
         signals.extend(_session_signals(parsed, aliases.get(parsed.rel)))
-        for collect in (_cache_signals, _database_signals):
-            signals.extend(collect(parsed))
+        signals.extend(_cache_signals(parsed, aliases.get(parsed.rel)))
+        signals.extend(_database_signals(parsed))
         signals.extend(_singleton_signals(parsed))
         signals.extend(_class_store_signals(parsed))
     signals.extend(_constant_stores(sources))
