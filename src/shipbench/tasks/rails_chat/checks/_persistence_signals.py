@@ -406,7 +406,34 @@ def _class_level(node: Node) -> bool:
     return scope is not None and scope.type == "singleton_class"
 
 
+CLASS_STORE_MACROS = frozenset(
+    {
+        "cattr_accessor", "mattr_accessor", "cattr_writer", "mattr_writer", "cattr_reader", "mattr_reader",
+        "class_attribute", "thread_mattr_accessor", "thread_cattr_accessor",
+    }
+)  # fmt: skip
+
+
 def _class_store_signals(parsed: ParsedSource) -> Iterator[StoreSignal]:
+    for site in calls(parsed, *CLASS_STORE_MACROS):  # `mattr_accessor :threads, default: {}`
+        args = site.node.child_by_field_name("arguments")
+        default = next(
+            (
+                p.child_by_field_name("value")
+                for p in (args.named_children if args is not None else [])
+                if p.type == "pair" and parsed.text(p.child_by_field_name("key") or p).strip(":") == "default"
+            ),
+            None,
+        )
+        names = [
+            parsed.text(a).lstrip(":")
+            for a in (args.named_children if args is not None else [])
+            if a.type == "simple_symbol"
+        ]
+        if default is not None and is_store_value(parsed, default) and names:
+            yield StoreSignal(
+                "class_variable", parsed, line_of(site.node), _names_conv(parsed, site.node, names[0]), names[0]
+            )
     for node in of_type(parsed.root, *_ASSIGNMENTS):
         left = node.child_by_field_name("left")
         if left is None or not is_store_value(parsed, node.child_by_field_name("right")):

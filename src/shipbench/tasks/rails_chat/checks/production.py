@@ -53,7 +53,10 @@ _HELPER_RECEIVER_RE = re.compile(r"\bhelpers\b|view_context|ERB::Util|\bCGI\b|Ra
 LITERAL_TYPES = frozenset({"integer", "float", "nil", "true", "false", "constant", "scope_resolution", "yield"})
 CSRF_SKIPPERS = ("skip_before_action", "skip_before_filter", "skip_action_callback")
 SINGLETON_ACCESSORS = ("attr_accessor", "attr_writer")
-CLASS_ACCESSORS = ("cattr_accessor", "mattr_accessor", "cattr_writer", "mattr_writer")
+CLASS_ACCESSORS = (
+    "cattr_accessor", "mattr_accessor", "cattr_writer", "mattr_writer", "cattr_reader", "mattr_reader",
+    "class_attribute", "thread_mattr_accessor", "thread_cattr_accessor",
+)  # fmt: skip
 BUILTIN_GLOBALS = frozenset(
     {"$stdout", "$stderr", "$stdin", "$0", "$PROGRAM_NAME", "$VERBOSE", "$DEBUG", "$LOAD_PATH", "$_", "$~"}
 )
