@@ -172,7 +172,8 @@ def local_rescues(parsed: ParsedSource, node: Node) -> list[Rescue]:
 def _clause(parsed: ParsedSource, rescue: Node) -> Rescue:
     exceptions = rescue.child_by_field_name("exceptions")
     classes = tuple(parsed.text(c) for c in exceptions.named_children) if exceptions is not None else ()
-    return Rescue(parsed, rescue, classes, rescue.child_by_field_name("body"), "clause")
+    body = rescue.child_by_field_name("body") or next((c for c in rescue.named_children if c.type == "then"), None)
+    return Rescue(parsed, rescue, classes, body, "clause")
 
 
 def _rescue_froms_in(parsed: ParsedSource, index: RescueIndex) -> list[Rescue]:

@@ -124,7 +124,8 @@ def _is_empty_value(parsed: ParsedSource, node: Node) -> bool:
 
 
 def is_swallowed(rescue: Rescue) -> bool:
-    """Empty body, or only nil/false/""/[]/{} returned, with no logging and no message."""
+    """Empty body, or only nil/false/""/[]/{} returned, with no logging and no message (a rescue that
+    logs and returns nothing is errors.no_user_feedback's: the operator knows, the user does not)."""
     return all(_is_empty_value(rescue.parsed, s) for s in _statements(rescue.body))
 
 
@@ -175,7 +176,14 @@ def check_swallowed(ctx: AuditContext) -> Iterator[Hit]:
         yield Hit(
             rule="errors.swallowed",
             message="An LLM failure is rescued and dropped: the rescue only returns nil/empty, no log, no message.",
-            evidence=_rescue_evidence(ctx, swallowed),
+            evidence=tuple(
+                dict.fromkeys(
+                    [
+                        *_rescue_evidence(ctx, swallowed),
+                        *(ctx.at(r.parsed, v) for r in swallowed for v in _statements(r.body)),
+                    ]
+                )
+            ),
         )
 
 
