@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-TypeKind = Literal["const", "instance", "array", "opaque", "record", "record_class"]
+TypeKind = Literal["const", "instance", "array", "opaque", "record", "record_class", "callable"]
 
 
 @dataclass(frozen=True)
 class RType:
     kind: TypeKind
-    name: str  # the class (const/instance), the element class (array), the origin (opaque)
+    name: str  # class (const/instance), element class (array), origin (opaque), "file:byte" of a lambda (callable)
 
     @staticmethod
     def const(name: str) -> RType:

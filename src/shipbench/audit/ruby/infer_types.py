@@ -65,11 +65,14 @@ class FileTypes:
         apis: list[GemApi],
         project_constants: set[str] | None = None,
         records: dict[str, Record] | None = None,
+        injected: dict[tuple[str, str], tuple[ParsedSource, Node]] | None = None,
     ) -> None:
         self.parsed = parsed
         self.apis = apis
         self.project_constants = project_constants or set()
         self.records = records or {}
+        self.injected = injected or {}  # (class, constructor keyword) -> a callable the project passes there
+        self._callables: dict[str, tuple[ParsedSource, Node]] = {}
         self._memo: dict[int, RType | None] = {}
         self._assigns: dict[int, dict[str, list[Node]]] = {}
         self._methods: dict[int, dict[str, Node]] = {}
@@ -113,7 +116,39 @@ class FileTypes:
         if kind in ("parenthesized_statements", "begin_block"):
             last = _last_expression(node)
             return self.type_of(last) if last is not None else None
+        if kind == "lambda" or (kind == "call" and _is_proc_literal(self.parsed, node)):
+            return self.callable(self.parsed, node)
         return None
+
+    # ---- callables: lambdas and procs whose result is what `.call` returns
+
+    def callable(self, parsed: ParsedSource, node: Node) -> RType:
+        key = f"{parsed.rel}:{node.start_byte}"
+        self._callables[key] = (parsed, node)
+        return RType("callable", key)
+
+    def called_type(self, rtype: RType) -> RType | None:
+        """What calling a callable returns: the type of its body's last expression, in its own file."""
+        found = self._callables.get(rtype.name)
+        if found is None:
+            return None
+        parsed, node = found
+        if node.type in ("method", "singleton_method"):  # `method(:build_chat)`
+            body: Node | None = node.child_by_field_name("body")
+        else:
+            block = node.child_by_field_name("body") or node.child_by_field_name("block")
+            block = block or next((c for c in node.named_children if c.type in ("block", "do_block")), None)
+            body = (
+                next((c for c in block.named_children if c.type in ("block_body", "body_statement")), None)
+                if block
+                else None
+            )
+        last = _last_expression(body) if body is not None else None
+        if last is None:
+            return None
+        if parsed is self.parsed:
+            return self.type_of(last)
+        return FileTypes(parsed, self.apis, self.project_constants, self.records).type_of(last)
 
     def constant_type(self, text: str) -> RType | None:
         name = "".join(text.split()).lstrip(":")
@@ -138,6 +173,8 @@ class FileTypes:
         rtype = self.type_of(recv)
         if rtype is None:
             return None
+        if rtype.kind == "callable":
+            return self.called_type(rtype) if method in CALL_METHODS else None
         if rtype.kind in RECORD_KINDS:
             record = self.records.get(rtype.name)
             return record_result(record, rtype, method) if record is not None else None
@@ -157,7 +194,9 @@ class FileTypes:
             return local[0]
         if name in _param_names(self.parsed, scope):
             default = _param_default(self.parsed, scope, name)
-            return self.type_of(default) if default is not None else None
+            if default is not None:
+                return self.type_of(default)
+            return self._injected_type(scope, name)
         return self.helper_type(name, node)
 
     def _block_param(self, name: str, node: Node) -> tuple[bool, RType | None]:
@@ -224,6 +263,16 @@ class FileTypes:
         return self._assigns[scope.id]
 
     # ---- instance variables and helper methods of the enclosing class
+
+    def _injected_type(self, scope: Node, name: str) -> RType | None:
+        """A constructor parameter without default that the project fills with a callable (`Thread.new(
+        chat_builder: -> { RubyLLM.chat })` in a controller): the callable's type."""
+        if scope.type != "method" or self.parsed.text(scope.child_by_field_name("name") or scope) != "initialize":
+            return None
+        klass = enclosing_class(scope)
+        cname = self.parsed.text(klass.child_by_field_name("name") or klass).rsplit("::", 1)[-1] if klass else ""
+        found = self.injected.get((cname, name))
+        return self.callable(*found) if found is not None else None
 
     def _ivar_type(self, node: Node) -> RType | None:
         name = self.parsed.text(node)
@@ -330,6 +379,20 @@ def _is_conditional(assign: Node, read: Node, scope: Node) -> bool:
             return True
         current = current.parent
     return False
+
+
+CALL_METHODS = frozenset({"call", "()", "[]", "yield", "==="})
+
+
+def _is_proc_literal(parsed: ParsedSource, node: Node) -> bool:
+    """`proc { }`, `lambda { }`, `Proc.new { }`, `method(:name)` is not one (no body here)."""
+    method = node.child_by_field_name("method")
+    recv = node.child_by_field_name("receiver")
+    name = parsed.text(method) if method is not None else ""
+    has_block = node.child_by_field_name("block") is not None
+    if recv is None:
+        return has_block and name in ("proc", "lambda")
+    return has_block and name == "new" and parsed.text(recv) == "Proc"
 
 
 def _last_expression(node: Node) -> Node | None:

@@ -47,6 +47,30 @@ class ProjectDefs:
     records: dict[str, Record] = field(default_factory=dict)  # project models calling a gem macro
     record_methods: dict[str, set[str]] = field(default_factory=dict)  # what the project defines in them
     test_constants: dict[str, tuple[str, int]] = field(default_factory=dict)  # gem-namespace classes tests invent
+    injected: dict[tuple[str, str], tuple[ParsedSource, Node]] = field(default_factory=dict)  # see add_injections
+
+    def add_injections(self, parsed: ParsedSource) -> None:
+        """`Klass.new(builder: -> { ... })` / `(builder: method(:build))` in app code: what the constructor's
+        keyword receives, so a `@builder.call` inside Klass can be typed from the callable's body."""
+        methods = {
+            parsed.text(n): m
+            for m in walk(parsed.root)
+            if m.type == "method" and (n := m.child_by_field_name("name")) is not None
+        }
+        for node in walk(parsed.root):
+            if node.type != "call" or parsed.text(node.child_by_field_name("method") or node) != "new":
+                continue
+            recv, args = node.child_by_field_name("receiver"), node.child_by_field_name("arguments")
+            if recv is None or args is None:
+                continue
+            klass = parsed.text(recv).lstrip(":").rsplit("::", 1)[-1]
+            for pair in (a for a in args.named_children if a.type == "pair"):
+                key, value = pair.child_by_field_name("key"), pair.child_by_field_name("value")
+                if key is None or value is None:
+                    continue
+                target = _callable_node(parsed, value, methods)
+                if target is not None:
+                    self.injected.setdefault((klass, parsed.text(key).strip(":")), (parsed, target))
 
     def add_file(self, parsed: ParsedSource, apis: list[GemApi], in_test: bool = False) -> None:
         """Record what `parsed` defines. Test code never makes a constant or method real for the app:
@@ -74,6 +98,22 @@ class ProjectDefs:
 
     def defines(self, class_name: str, method: str) -> bool:
         return method in self.methods.get(class_name, set())
+
+
+def _callable_node(parsed: ParsedSource, value: Node, methods: dict[str, Node]) -> Node | None:
+    """A lambda/proc literal, or the method `method(:name)` names in the same file."""
+    if value.type == "lambda":
+        return value
+    if value.type != "call":
+        return None
+    name = parsed.text(value.child_by_field_name("method") or value)
+    if name in ("lambda", "proc") and value.child_by_field_name("block") is not None:
+        return value
+    args = value.child_by_field_name("arguments")
+    first = args.named_children[0] if args is not None and args.named_children else None
+    if name == "method" and first is not None and first.type == "simple_symbol":
+        return methods.get(parsed.text(first).lstrip(":"))
+    return None
 
 
 def _defined_names(parsed: ParsedSource, node: Node) -> set[str]:

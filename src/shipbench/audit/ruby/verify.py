@@ -59,6 +59,8 @@ def verify_project(ctx: AuditContext, gem_sources: dict[str, Path], roots: Seque
                 _guard(report, parsed.rel, partial(defs.add_records, parsed, api, macros, prefer_new))
     for parsed, in_test in sources:
         _guard(report, parsed.rel, partial(defs.add_file, parsed, apis, in_test))
+        if not in_test and parsed.kind == "ruby":
+            _guard(report, parsed.rel, partial(defs.add_injections, parsed))
     for parsed, in_test in sources:
         _guard(report, parsed.rel, partial(_verify_file, report, parsed, in_test, apis, defs))
     for name, (rel, line) in sorted(defs.test_constants.items()):
@@ -69,7 +71,7 @@ def verify_project(ctx: AuditContext, gem_sources: dict[str, Path], roots: Seque
 
 
 def _verify_file(report: ApiReport, parsed: ParsedSource, in_test: bool, apis: list[GemApi], defs: ProjectDefs) -> None:
-    types = FileTypes(parsed, apis, defs.constants, defs.records)
+    types = FileTypes(parsed, apis, defs.constants, defs.records, defs.injected)
     report.calls.extend(FileCalls(parsed, types, defs, in_test).run())
     if in_test:
         for api in apis:
