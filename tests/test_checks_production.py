@@ -373,3 +373,18 @@ def test_inline_script_sink_in_a_view_is_unsafe_output_at_the_template_line(tmp_
     )
     hits = list(check_unsafe_output(ctx_for(tmp_path, {"app/views/home/index.html.erb": view})))
     assert [(e.path, e.line) for h in hits for e in h.evidence] == [("app/views/home/index.html.erb", 4)]
+
+
+def test_a_parameter_sink_is_judged_by_what_every_caller_passes(tmp_path: Path) -> None:
+    js = (
+        "function esc(t) { return String(t).replace(/</g, '&lt;').replace(/&/g, '&amp;') }\n"
+        "function show(role, html) { box.innerHTML = html }\n"  # 2: safe only if every caller passes safe html
+        "show('user', esc(text))\n"
+        "show('assistant', esc(data.content))\n"
+        "function loop(h) { loop(h); other.innerHTML = h }\n"  # 5: a parameter cycle is not proof
+    )
+    ctx = ctx_for(tmp_path, {"app/javascript/chat.js": js})
+    assert [e.line for h in check_unsafe_output(ctx) for e in h.evidence] == [5]
+    raw = js.replace("show('assistant', esc(data.content))", "show('assistant', data.content)")
+    ctx = ctx_for(tmp_path / "raw", {"app/javascript/chat.js": raw})
+    assert [e.line for h in check_unsafe_output(ctx) for e in h.evidence] == [2, 5]

@@ -93,11 +93,18 @@ def _function_bodies(parsed: ParsedSource) -> Iterator[tuple[str, Node]]:
 
 
 def _escapes_itself(parsed: ParsedSource, body: Node) -> bool:
-    """Replaces `<` with an entity, or writes the text as textContent/innerText and reads innerHTML back."""
+    """Replaces `<` with an entity (given inline, or through a lookup table of the same file), or writes
+    the text as textContent/innerText and reads innerHTML back."""
+    table = bool(ENTITY_RE.search(parsed.text(parsed.root)))
     for call in of_type(body, "call_expression"):
         if js_callee(parsed, call)[1] in ("replace", "replaceAll"):
             args = call.child_by_field_name("arguments")
-            if args is not None and ENTITY_RE.search(parsed.text(args)):
+            named = [a for a in args.named_children if a.type != "comment"] if args is not None else []
+            if args is None or not named:
+                continue
+            if ENTITY_RE.search(parsed.text(args)):
+                return True
+            if "<" in parsed.text(named[0]) and len(named) > 1 and named[1].type != "string" and table:
                 return True
     props = {parsed.text(p) for p in of_type(body, "property_identifier")}
     return bool(props & {"textContent", "innerText"}) and "innerHTML" in props
@@ -140,31 +147,71 @@ def _field_key(parsed: ParsedSource, node: Node) -> str:
     return ""
 
 
-def is_fixed_html(parsed: ParsedSource, node: Node, escapers: Escapers | None = None) -> bool:
+def is_fixed_html(parsed: ParsedSource, node: Node, escapers: Escapers | None = None, depth: int = 0) -> bool:
     """True when the value written to a sink cannot carry unescaped data from a response or a user."""
     esc = escapers or Escapers()
+    if depth > 6:
+        return False  # a cycle of parameters passed around: not proven fixed
     while node.type == "parenthesized_expression" and node.named_child_count == 1:
         node = node.named_children[0]
     if node.type in ("string", "number", "null", "undefined", "true", "false"):
         return True
     if node.type == "template_string":
         subs = [c for c in node.named_children if c.type == "template_substitution"]
-        return all(s.named_child_count and is_fixed_html(parsed, s.named_children[0], esc) for s in subs)
+        return all(s.named_child_count and is_fixed_html(parsed, s.named_children[0], esc, depth + 1) for s in subs)
     if node.type == "binary_expression":
         left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
         return (
             left is not None
             and right is not None
-            and is_fixed_html(parsed, left, esc)
-            and is_fixed_html(parsed, right, esc)
+            and is_fixed_html(parsed, left, esc, depth + 1)
+            and is_fixed_html(parsed, right, esc, depth + 1)
         )
     if node.type == "call_expression":
         return esc.escapes(parsed, node)
     if node.type == "identifier":
         value = _single_binding(parsed, node)
-        return value is not None and is_fixed_html(parsed, value, esc)
+        if value is not None:
+            return is_fixed_html(parsed, value, esc, depth + 1)
+        passed = _passed_arguments(parsed, node)
+        return bool(passed) and all(is_fixed_html(parsed, a, esc, depth + 1) for a in passed)
     key = _field_key(parsed, node)
     return bool(key) and key in esc.safe_fields
+
+
+FUNCTIONS = ("function_declaration", "method_definition", "function_expression", "arrow_function", "function")
+
+
+def _passed_arguments(parsed: ParsedSource, ident: Node) -> list[Node]:
+    """When `ident` is a parameter of its function or method, what every call of that function in the
+    file passes in its place (`this.add("assistant", data.answer_html)` for `add(role, html)`); [] when
+    it is not a parameter or a call passes nothing there."""
+    owner = ident.parent
+    while owner is not None and owner.type not in FUNCTIONS:
+        owner = owner.parent
+    if owner is None:
+        return []
+    params = owner.child_by_field_name("parameters")
+    names = [parsed.text(p) for p in params.named_children] if params is not None else []
+    if parsed.text(ident) not in names:
+        return []
+    position = names.index(parsed.text(ident))
+    name_node = owner.child_by_field_name("name")
+    if name_node is None and owner.parent is not None and owner.parent.type == "variable_declarator":
+        name_node = owner.parent.child_by_field_name("name")
+    if name_node is None:
+        return []
+    name = parsed.text(name_node)
+    found: list[Node] = []
+    for call in of_type(parsed.root, "call_expression"):
+        if js_callee(parsed, call)[1] != name:
+            continue
+        args = call.child_by_field_name("arguments")
+        named = [a for a in args.named_children if a.type != "comment"] if args is not None else []
+        if len(named) <= position:
+            return []
+        found.append(named[position])
+    return found
 
 
 def _single_binding(parsed: ParsedSource, ident: Node) -> Node | None:
