@@ -15,6 +15,7 @@ from shipbench.audit.checks import AuditContext
 from shipbench.audit.ruby.parse import Node, ParsedSource, of_type
 from shipbench.tasks.rails_chat.checks._common import (
     app_ruby,
+    call_arguments,
     class_name,
     def_name,
     enclosing_class,
@@ -114,13 +115,30 @@ class RescueIndex:
         return found
 
     def rescue_froms(self, parsed: ParsedSource, node: Node) -> list[Rescue]:
-        """rescue_from declared in the controller holding `node`, or in ApplicationController."""
+        """rescue_from declared in the controller holding `node`, in ApplicationController, or in a
+        concern either of them includes."""
         if not is_controller(parsed):
             return []
-        found = _rescue_froms_in(parsed, self)
+        holders = [parsed]
         if self.app_controller is not None and self.app_controller.rel != parsed.rel:
-            found += _rescue_froms_in(self.app_controller, self)
-        return found
+            holders.append(self.app_controller)
+        holders += [c for h in list(holders) for c in self._included(h) if c.rel not in {x.rel for x in holders}]
+        return [r for h in holders for r in _rescue_froms_in(h, self)]
+
+    def _included(self, parsed: ParsedSource) -> list[ParsedSource]:
+        """Files defining the modules a controller includes (`include AssistantFailures`)."""
+        names = {
+            parsed.text(a).lstrip(":").rsplit("::", 1)[-1]
+            for c in of_type(parsed.root, "call")
+            if method_name(parsed, c) == "include" and c.child_by_field_name("receiver") is None
+            for a in call_arguments(c)
+            if a.type in ("constant", "scope_resolution")
+        }
+        return [
+            p
+            for p in self.sources
+            if any(class_name(p, m).rsplit("::", 1)[-1] in names for m in of_type(p.root, "module"))
+        ]
 
 
 def _named(parsed: ParsedSource, node: Node, name: str) -> bool:
@@ -198,7 +216,7 @@ def _rescue_froms_in(parsed: ParsedSource, index: RescueIndex) -> list[Rescue]:
 
 def _handler_body(parsed: ParsedSource, name: str, index: RescueIndex) -> Node | None:
     for def_parsed, method in index.methods.get(name, []):
-        if def_parsed.rel == parsed.rel or is_controller(def_parsed):
+        if def_parsed.rel == parsed.rel or is_controller(def_parsed) or "/controllers/" in f"/{def_parsed.rel}":
             return method.child_by_field_name("body")
     return None
 
