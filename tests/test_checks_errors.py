@@ -131,8 +131,8 @@ def test_untyped_and_swallowed_and_no_feedback(tmp_path: Path) -> None:
     # the rescues, then the empty values they answer with
     assert places(list(e.check_swallowed(ctx))) == [
         ("app/services/s.rb", 4),
-        ("app/services/s.rb", 7),
         ("app/services/s.rb", 5),
+        ("app/services/s.rb", 7),
     ]
     assert [h.rule for h in e.check_no_user_feedback(ctx)] == ["errors.no_user_feedback"]
 
