@@ -266,6 +266,28 @@ def request_reaches(path: LlmPath, parsed: ParsedSource, call: Node, test_class:
     return False
 
 
+def request_resources(path: LlmPath, parsed: ParsedSource, call: Node) -> set[str]:
+    """The controller resources a `get/post/... target` may hit (route helpers, paths, route table)."""
+    first = call_arguments(call)[0] if call_arguments(call) else None
+    if first is None:
+        return set()
+    if first.type == "string":
+        route = normalise(_literal_prefix(parsed, first))
+        for pattern, target in path.routes.items():
+            if route_matches(pattern, route):
+                return {target}
+        return {singular(seg) for seg in route.strip("/").split("/") if seg}
+    name = method_name(parsed, first) if first.type == "call" else parsed.text(first)
+    if first.type in ("identifier", "call") and name.endswith(("_path", "_url")):
+        helper = name.rsplit("_", 1)[0]
+        if helper in path.helpers:
+            return {path.helpers[helper]}
+        if helper == "root":
+            return {path.routes["/"]} if "/" in path.routes else set()
+        return {singular(t) for t in helper.split("_") if t not in ("new", "edit")}
+    return set()
+
+
 def _action_reaches(path: LlmPath, resource: str, actions: set[str]) -> bool:
     if resource not in path.controllers:
         return False

@@ -19,16 +19,22 @@ from shipbench.tasks.rails_chat.checks._common import (
     class_name,
     def_name,
     enclosing_class,
+    is_controller,
     llm_entry_calls,
     method_name,
 )
 from shipbench.tasks.rails_chat.checks._core_path import on_core_path
 from shipbench.tasks.rails_chat.checks._doubles import fails_llm, fake_vars, replaces_llm
+from shipbench.tasks.rails_chat.checks._llm_flow import project_flows
 from shipbench.tasks.rails_chat.checks._llmpath import (
     LlmPath,
     build_llm_path,
+    class_resource,
     constant_chains,
+    controller_resource,
+    defined_names,
     request_reaches,
+    request_resources,
 )
 from shipbench.tasks.rails_chat.checks._rubber_stamp import doubles_in, locks_in_empty
 from shipbench.tasks.rails_chat.checks._silent_reply import silent_replies
@@ -41,6 +47,7 @@ from shipbench.tasks.rails_chat.checks._testsyntax import (
     nodes_in,
 )
 from shipbench.tasks.rails_chat.checks._theater import THEATER, Classified, classify
+from shipbench.tasks.rails_chat.checks.persistence import classify as classify_persistence
 from shipbench.tasks.rails_chat.checks.rubyllm import history_kept
 
 REQUESTS = frozenset({"get", "post", "put", "patch", "delete", "head"})
@@ -294,6 +301,60 @@ def check_rubber_stamp(ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+def _components(ctx: AuditContext) -> dict[str, tuple[str, set[str]]]:
+    """Main components by file: (kind, names that reach it): the controllers handling a turn (kind
+    "controller", their resource), the classes that call the LLM and the conversation store's class."""
+    a = analyse(ctx)
+    found: dict[str, tuple[str, set[str]]] = {}
+    for flow in project_flows(ctx):
+        rel = flow.parsed.rel
+        if (flow.entries or flow.sends) and not rel.startswith(("config/", f"{ctx.app_prefix}config/")):
+            if is_controller(flow.parsed):
+                if controller_resource(rel) != "application":
+                    found[rel] = ("controller", {controller_resource(rel)})
+            else:
+                found[rel] = ("class", defined_names(flow.parsed) - {""})
+    for rel in a.path.files:
+        parsed = ctx.parsed(rel)
+        resource = controller_resource(rel)
+        routed = resource != "application"  # the base controller holds no routed action of its own
+        if parsed is not None and is_controller(parsed) and routed and a.path.llm_actions.get(resource):
+            found.setdefault(rel, ("controller", {resource}))
+    _, store = classify_persistence(ctx)
+    if store is not None and store.rel not in found and not is_controller(store.parsed):
+        names = defined_names(store.parsed) - {""}
+        if names:
+            found[store.rel] = ("class", names)
+    return {rel: v for rel, v in found.items() if v[1]}
+
+
+def _tested(ctx: AuditContext, kind: str, names: set[str]) -> bool:
+    a = analyse(ctx)
+    for facts in a.cases:
+        scope = full_scope(a.suite, facts.case)
+        if kind == "class" and any(p.text(n).lstrip(":") in names for p, r in scope for n in constant_chains(r)):
+            return True
+        if kind == "controller":
+            if class_resource(_test_class(facts.case)) in names:
+                return True
+            requests = [(p, n) for p, n in nodes_in(scope, "call") if _receiverless(p, n, REQUESTS | {"visit"})]
+            if any(request_resources(a.path, p, n) & names for p, n in requests):
+                return True
+    return False
+
+
+def check_component_untested(ctx: AuditContext) -> Iterator[Hit]:
+    if not analyse(ctx).cases:
+        return  # tests.none says it
+    untested = [rel for rel, (kind, names) in sorted(_components(ctx).items()) if not _tested(ctx, kind, names)]
+    if untested:
+        yield Hit(
+            "tests.component_untested",
+            f"Requirement 10 asks for tests of each component; no test reaches {', '.join(untested)}.",
+            tuple(ctx.whole_file(rel, "no test reaches this component") for rel in untested),
+        )
+
+
 def check_real_network(ctx: AuditContext) -> Iterator[Hit]:
     a = analyse(ctx)
     if a.network_blocked:
@@ -366,6 +427,7 @@ CHECKS: list[Check] = [
     check_fake_wrong_api,
     check_defines_gem_constant,
     check_rubber_stamp,
+    check_component_untested,
     check_real_network,
     check_no_error_path,
     check_coverage_theater,
