@@ -477,7 +477,31 @@ def _stored_persistently(parsed: ParsedSource, node: Node) -> bool:
     return False
 
 
+def _registered(flow: FileFlow) -> bool:
+    """A chat built inside the block of a registry's keeping call on long-lived state:
+    `REGISTRY.compute_if_absent(id) { RubyLLM.chat }`, `@@chats.fetch(id) { ... }`, `(@chats ||= {})`."""
+    parsed = flow.parsed
+    for entry in flow.entries:
+        block = enclosing(entry.node, "block", "do_block")
+        owner = block.parent if block is not None else None
+        if owner is None or owner.type != "call" or method_name(parsed, owner) not in KEEPING_BLOCK_CALLS:
+            continue
+        recv = owner.child_by_field_name("receiver")
+        if recv is None:
+            continue
+        text = parsed.text(recv).lstrip(":")
+        long_lived = recv.type in ("constant", "scope_resolution", "class_variable", "global_variable")
+        class_level = (
+            recv.type == "instance_variable" and enclosing(owner, "singleton_method", "singleton_class") is not None
+        )
+        if long_lived or class_level or text.startswith("Rails.cache"):
+            return True
+    return False
+
+
 def _chat_kept(ctx: AuditContext, flows: list[FileFlow]) -> bool:
+    if any(_registered(f) for f in flows):
+        return True
     for flow in flows:
         for holder, assign in _kept_chat_names(flow):
             if holder.startswith(("@@", "$")) or holder[:1].isupper() or "[" in holder:
