@@ -105,9 +105,11 @@ def build_llm_path(ctx: AuditContext) -> LlmPath:
             path.classes |= defined_names(parsed)
     path.files = sorted(on_path)
     path.controllers = {controller_resource(p.rel) for p in on_path.values() if is_controller(p)}
+    sending = sending_methods(list(on_path.values()))
+    triggering = _triggers_callbacks(list(on_path.values()), sending)
     for parsed in on_path.values():
         if is_controller(parsed):
-            path.llm_actions[controller_resource(parsed.rel)] = _llm_actions(parsed, path)
+            path.llm_actions[controller_resource(parsed.rel)] = _llm_actions(parsed, path, sending, triggering)
     routes = ctx.app_file("config/routes.rb")
     parsed_routes = ctx.parsed(routes.rel) if routes is not None else None
     if parsed_routes is not None:
@@ -125,17 +127,71 @@ REST_ACTIONS = {
 }
 
 
-def _touches_llm(parsed: ParsedSource, node: Node, path: LlmPath) -> bool:
-    if any(path.names_class(parsed.text(n)) for n in constant_chains(node)):
+ASYNC_ALIASES = {"perform_later": "perform", "perform_now": "perform", "perform_async": "perform"}
+CALLBACK_MACROS = (
+    "after_create",
+    "after_create_commit",
+    "after_commit",
+    "after_save",
+    "before_create",
+    "after_update_commit",
+)
+
+
+def _direct_llm(parsed: ParsedSource, node: Node) -> bool:
+    """The code under `node` names RubyLLM itself or an LLM endpoint URL."""
+    if any(parsed.text(n).lstrip(":") == LLM_CONSTANT for n in of_type(node, "constant")):
         return True
-    return any(parsed.text(n).lstrip(":") == LLM_CONSTANT for n in of_type(node, "constant"))
+    return any(m.decode() in parsed.text(node) for m in LLM_ENDPOINT_MARKERS)
 
 
-def _llm_actions(parsed: ParsedSource, path: LlmPath) -> set[str]:
-    """Public methods of a controller that reach the LLM path: directly, through the controller's own
-    methods they call (transitively), or through a before_action callback that does."""
+def sending_methods(files: list[ParsedSource]) -> set[str]:
+    """Names of methods, across the LLM path's files, that reach the LLM: they name RubyLLM or an LLM
+    endpoint, or call (by name, transitively) one that does; a job's `perform_later` reaches `perform`,
+    a model callback reaches what it names."""
+    bodies = [(p, def_name(p, m), m) for p in files for m in of_type(p.root, "method", "singleton_method")]
+    sending = {name for p, name, m in bodies if _direct_llm(p, m)}
+    for _ in range(MAX_ROUNDS):
+        grown = {
+            name
+            for p, name, m in bodies
+            if name not in sending and any(_called(p, c) in sending for c in of_type(m, "call", "identifier"))
+        }
+        if not grown:
+            break
+        sending |= grown
+    return sending
+
+
+def _called(parsed: ParsedSource, node: Node) -> str:
+    name = method_name(parsed, node) if node.type == "call" else parsed.text(node)
+    return ASYNC_ALIASES.get(name, name)
+
+
+def _triggers_callbacks(files: list[ParsedSource], sending: set[str]) -> set[str]:
+    """Classes whose model callbacks reach the LLM: creating or saving one sends a turn."""
+    out: set[str] = set()
+    for parsed in files:
+        for call in of_type(parsed.root, "call"):
+            if method_name(parsed, call) in CALLBACK_MACROS and any(
+                parsed.text(a).lstrip(":") in sending for a in call_arguments(call)
+            ):
+                out |= defined_names(parsed)
+    return out
+
+
+def _llm_actions(parsed: ParsedSource, path: LlmPath, sending: set[str], triggering: set[str]) -> set[str]:
+    """Public methods of a controller that reach the LLM: directly, by calling a method that does
+    (its own or another class's, by name), by touching a model whose callbacks do, through the
+    controller's own methods they call (transitively), or through a before_action callback that does."""
     methods = {def_name(parsed, m): m for m in of_type(parsed.root, "method")}
-    reaching = {name for name, m in methods.items() if _touches_llm(parsed, m, path)}
+
+    def reaches(m: Node) -> bool:
+        if _direct_llm(parsed, m) or any(_called(parsed, c) in sending for c in of_type(m, "call")):
+            return True
+        return any(parsed.text(n).lstrip(":") in triggering for n in constant_chains(m))
+
+    reaching = {name for name, m in methods.items() if reaches(m)}
     for _ in range(MAX_ROUNDS):
         grown = {
             name
@@ -247,12 +303,17 @@ def route_matches(pattern: str, actual: str) -> bool:
 # ---------------------------------------------------------------- requests in tests
 
 
-def request_reaches(path: LlmPath, parsed: ParsedSource, call: Node, test_class: str) -> bool:
+def stops_at_blank_guard(path: LlmPath, parsed: ParsedSource, call: Node, test_class: str) -> bool:
+    """A request that would run an LLM action but sends only blank input (so stops at its guard)."""
+    return _only_blank_input(parsed, call) and request_reaches(path, parsed, call, test_class, blank_ok=True)
+
+
+def request_reaches(path: LlmPath, parsed: ParsedSource, call: Node, test_class: str, blank_ok: bool = False) -> bool:
     """Does this `get/post/... target` (or controller-test `post :create`) run a controller action that
     reaches the LLM, with input that gets past a blank guard?"""
     args = call.child_by_field_name("arguments")
     first = args.named_children[0] if args is not None and args.named_children else None
-    if first is None or _only_blank_input(parsed, call):
+    if first is None or (_only_blank_input(parsed, call) and not blank_ok):
         return False
     verb = method_name(parsed, call)
     if first.type in ("simple_symbol", "symbol"):

@@ -35,6 +35,7 @@ from shipbench.tasks.rails_chat.checks._llmpath import (
     defined_names,
     request_reaches,
     request_resources,
+    stops_at_blank_guard,
 )
 from shipbench.tasks.rails_chat.checks._rubber_stamp import doubles_in, locks_in_empty
 from shipbench.tasks.rails_chat.checks._silent_reply import silent_replies
@@ -214,11 +215,16 @@ def check_llm_path_untested(ctx: AuditContext) -> Iterator[Hit]:
         return
     reaching = sum(1 for f in a.cases if f.reaches)
     note = f"{len(a.cases)} tests, {reaching} reach {', '.join(a.path.files[:3])}, none with the LLM replaced"
-    yield Hit(
-        "tests.llm_path_untested",
-        "No test exercises the code that calls the LLM with the LLM replaced by a fake, stub or WebMock.",
-        (ctx.whole_file(_test_dir(ctx, a), note),),
-    )
+    stopped = [
+        ctx.at(p, n)
+        for f in a.cases
+        for p, n in nodes_in(full_scope(a.suite, f.case, global_setups=False), "call")
+        if _receiverless(p, n, REQUESTS) and stops_at_blank_guard(a.path, p, n, _test_class(f.case))
+    ]
+    message = "No test exercises the code that calls the LLM with the LLM replaced by a fake, stub or WebMock."
+    if stopped:
+        message += " The requests to it send only blank input and stop at the guard before the LLM."
+    yield Hit("tests.llm_path_untested", message, (ctx.whole_file(_test_dir(ctx, a), note), *dict.fromkeys(stopped)))
 
 
 def _fake_message(fake: FakeMismatch) -> str:
