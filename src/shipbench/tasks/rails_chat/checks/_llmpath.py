@@ -22,6 +22,7 @@ from shipbench.tasks.rails_chat.checks._common import (
     method_name,
     references_llm,
 )
+from shipbench.tasks.rails_chat.checks._llm_flow import send_sites
 
 LLM_ENDPOINT_MARKERS = (b"openrouter.ai", b"api.openai.com", b"api.anthropic.com", b"/chat/completions")
 VERBS = frozenset({"get", "post", "put", "patch", "delete", "head", "match"})
@@ -105,7 +106,8 @@ def build_llm_path(ctx: AuditContext) -> LlmPath:
             path.classes |= defined_names(parsed)
     path.files = sorted(on_path)
     path.controllers = {controller_resource(p.rel) for p in on_path.values() if is_controller(p)}
-    sending = sending_methods(list(on_path.values()))
+    sends = [(site.parsed.rel, site.node.start_byte) for site in send_sites(ctx)]
+    sending = sending_methods(list(on_path.values()), sends)
     triggering = _triggers_callbacks(list(on_path.values()), sending)
     for parsed in on_path.values():
         if is_controller(parsed):
@@ -127,7 +129,7 @@ REST_ACTIONS = {
 }
 
 
-ASYNC_ALIASES = {"perform_later": "perform", "perform_now": "perform", "perform_async": "perform"}
+ASYNC_ALIASES = {"perform_later": "perform", "perform_now": "perform", "perform_async": "perform", "new": "initialize"}
 CALLBACK_MACROS = (
     "after_create",
     "after_create_commit",
@@ -138,19 +140,32 @@ CALLBACK_MACROS = (
 )
 
 
+HTTP_CLIENT_ROOTS = ("Net::HTTP", "Faraday", "HTTParty", "RestClient", "Excon", "HTTPX", "Typhoeus", "OpenAI::Client")
+
+
 def _direct_llm(parsed: ParsedSource, node: Node) -> bool:
-    """The code under `node` names RubyLLM itself or an LLM endpoint URL."""
+    """The code under `node` names RubyLLM or an LLM endpoint URL, or (in a file that talks to an LLM
+    endpoint) makes an HTTP request."""
     if any(parsed.text(n).lstrip(":") == LLM_CONSTANT for n in of_type(node, "constant")):
         return True
-    return any(m.decode() in parsed.text(node) for m in LLM_ENDPOINT_MARKERS)
+    if any(m.decode() in parsed.text(node) for m in LLM_ENDPOINT_MARKERS):
+        return True
+    if not any(m in parsed.source for m in LLM_ENDPOINT_MARKERS):
+        return False
+    return any(parsed.text(n).lstrip(":").startswith(HTTP_CLIENT_ROOTS) for n in constant_chains(node))
 
 
-def sending_methods(files: list[ParsedSource]) -> set[str]:
-    """Names of methods, across the LLM path's files, that reach the LLM: they name RubyLLM or an LLM
-    endpoint, or call (by name, transitively) one that does; a job's `perform_later` reaches `perform`,
-    a model callback reaches what it names."""
+def sending_methods(files: list[ParsedSource], sends: list[tuple[str, int]] | None = None) -> set[str]:
+    """Names of methods, across the LLM path's files, that reach the LLM: they hold a chat send
+    (`sends`: file and byte of each), name RubyLLM or an LLM endpoint, or call (by name, transitively)
+    one that does; a job's `perform_later` reaches `perform`, `K.new` reaches `initialize`."""
+    at = set(sends or [])
     bodies = [(p, def_name(p, m), m) for p in files for m in of_type(p.root, "method", "singleton_method")]
-    sending = {name for p, name, m in bodies if _direct_llm(p, m)}
+    sending = {
+        name
+        for p, name, m in bodies
+        if _direct_llm(p, m) or any(rel == p.rel and m.start_byte <= b < m.end_byte for rel, b in at)
+    }
     for _ in range(MAX_ROUNDS):
         grown = {
             name

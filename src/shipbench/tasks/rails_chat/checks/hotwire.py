@@ -1,9 +1,12 @@
 """rails-chat checks for the `hotwire` dimension: Turbo Streams, Stimulus, partials, no hand-written
 fetch + innerHTML rendering, no inline asset dumps.
 
-Invariants: presence rules (no_turbo_stream, no_stimulus, no_partials) fire at most once, with
-`absent` evidence or the nearest offending line; line rules point at the offending line (the
-innerHTML write, the opening <script>/<style> tag). Tests are never consulted.
+Invariants: graded on substance, not presence: Turbo Streams count when they carry the message flow
+(a stream template of an action that reaches the LLM, a stream rendered in such an action after the
+LLM call, a broadcast from the LLM path), Stimulus when some controller has behaviour (a method doing
+more than logging). Presence rules (no_turbo_stream, no_stimulus, no_partials) fire at most once, with
+`absent` evidence or the nearest offending line; line rules point at the offending line. Tests are
+never consulted.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from shipbench.audit.checks import AuditContext, Check, Hit
 from shipbench.audit.models import Evidence
 from shipbench.audit.ruby.parse import Node, ParsedSource, of_type
-from shipbench.tasks.rails_chat.checks._common import app_ruby, calls
+from shipbench.tasks.rails_chat.checks._common import app_ruby, calls, def_name, is_controller, method_name
 from shipbench.tasks.rails_chat.checks._frontend import (
     JS_DIRS,
     inline_blocks,
@@ -26,6 +29,9 @@ from shipbench.tasks.rails_chat.checks._frontend import (
     js_units,
     view_sources,
 )
+from shipbench.tasks.rails_chat.checks._js_output import js_callee
+from shipbench.tasks.rails_chat.checks._llm_flow import send_sites
+from shipbench.tasks.rails_chat.checks._llmpath import build_llm_path, controller_resource, sending_methods
 
 SCRIPT_MAX_LINES = 10
 """An inline JS script with more non-blank lines than this is a dump (a 1-2 line snippet is fine)."""
@@ -75,9 +81,58 @@ def _turbo_stream_templates(ctx: AuditContext) -> list[str]:
     return [f.rel for f in ctx.app_files("app/views") if ".turbo_stream." in f.name]
 
 
+def _stream_calls(parsed: ParsedSource, node: Node) -> list[Node]:
+    """Turbo Stream responses under `node`: `turbo_stream.x`, `format.turbo_stream`, `render turbo_stream:`."""
+    found: list[Node] = []
+    for call in of_type(node, "call"):
+        site_method, recv = method_name(parsed, call), call.child_by_field_name("receiver")
+        recv_text = parsed.text(recv) if recv is not None else ""
+        if (
+            (recv_text == "turbo_stream" and site_method in TURBO_ACTIONS)
+            or (site_method == "turbo_stream" and recv_text == "format")
+            or (site_method == "render" and _has_pair_key(parsed, call, "turbo_stream"))
+        ):
+            found.append(call)
+    return found
+
+
+def _streams_carry_messages(ctx: AuditContext) -> bool:
+    """Some Turbo Stream is part of the message flow (see the module's invariants)."""
+    path = build_llm_path(ctx)
+    files = [p for p in app_ruby(ctx) if p.rel in set(path.files)]
+    sending = sending_methods(files, [(site.parsed.rel, site.node.start_byte) for site in send_sites(ctx)])
+    for parsed in files:
+        if not is_controller(parsed):
+            if any(_BROADCAST_RE.match(s.method) for s in calls(parsed)) or b"Turbo::StreamsChannel" in parsed.source:
+                return True
+            continue
+        resource = controller_resource(parsed.rel)
+        actions = path.llm_actions.get(resource, set())
+        for method in of_type(parsed.root, "method"):
+            name = def_name(parsed, method)
+            if name not in actions and "*" not in actions:
+                continue
+            for template in _turbo_stream_templates(ctx):
+                if f"/{name}.turbo_stream." in template:
+                    return True
+            sends = [c.start_byte for c in of_type(method, "call") if method_name(parsed, c) in sending]
+            first = min(sends) if sends else method.start_byte
+            if any(c.start_byte > first for c in _stream_calls(parsed, method)):
+                return True
+    return not path.exists  # nothing to judge the flow against: presence is all there is
+
+
 def check_no_turbo_stream(ctx: AuditContext) -> Iterable[Hit]:
     sources = app_ruby(ctx) + view_sources(ctx)
     present = bool(_turbo_stream_templates(ctx)) or any(_ruby_turbo_stream_use(p) for p in sources)
+    if present and not _streams_carry_messages(ctx):
+        yield Hit(
+            rule="hotwire.no_turbo_stream",
+            message="Turbo Streams are used, but not for the message flow: no stream answers the action that "
+            "calls the LLM after the call, no broadcast from the LLM path.",
+            evidence=(ctx.absent("a turbo stream rendered with the LLM's reply"),),
+        )
+        return
     if present:
         hand_written = _hand_rendered_messages(ctx)
         if hand_written and not any(list(js_calls(u, "renderStreamMessage")) for u in js_units(ctx)):
@@ -155,9 +210,36 @@ def _controller_file_exists(ctx: AuditContext, ident: str) -> bool:
     return False
 
 
+_TRIVIAL_JS = frozenset({"log", "debug", "info", "warn", "error", "trace"})
+
+
+def _has_behaviour(parsed: ParsedSource) -> bool:
+    """A controller class with at least one method that does more than log (or call super)."""
+    for method in of_type(parsed.root, "method_definition"):
+        body = method.child_by_field_name("body")
+        statements = [c for c in body.named_children if c.type != "comment"] if body is not None else []
+        for stmt in statements:
+            calls_in = list(of_type(stmt, "call_expression"))
+            trivial = bool(calls_in) and all(
+                js_callee(parsed, c)[0] in ("console", "super") or js_callee(parsed, c)[1] in _TRIVIAL_JS
+                for c in calls_in
+            )
+            if not trivial:
+                return True
+    return False
+
+
 def check_no_stimulus(ctx: AuditContext) -> Iterable[Hit]:
     count = _stimulus_controller_count(ctx)
     ctx.derived["stimulus_controllers"] = count
+    controllers = [p for p in _js_files(ctx) if p.rel.endswith("_controller.js") and js_has_subclass(p)]
+    if count and not any(_has_behaviour(p) for p in controllers):
+        yield Hit(
+            rule="hotwire.no_stimulus",
+            message="Stimulus controllers exist but none has behaviour: their methods only log or are empty.",
+            evidence=tuple(ctx.whole_file(p.rel, "no behaviour") for p in controllers[:5]),
+        )
+        return
     if count:
         return
     refs = list(_controller_refs(ctx))
