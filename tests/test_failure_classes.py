@@ -24,6 +24,21 @@ from shipbench.tasks import load_task
 CLASSES = FIXTURES / "failure_classes"
 EXPECTED = sorted(CLASSES.glob("*/*.expected.toml"))
 IDS = [f"{p.parent.name}/{p.name.removesuffix('.expected.toml')}" for p in EXPECTED]
+# Projects the audit still misjudges, each with what it misses. Strict: one that starts passing fails
+# here until it is taken off this list (and README.md's list of known misses).
+KNOWN_MISSES = {
+    "mock_on_dead_path/service_minitest_mock": "the replay branch is dead because the session key it reads "
+    "is never written; a read of a never-written store key is not followed, so the mock on it is not a "
+    "rubber stamp and the tests count as exercising the LLM path",
+    "mock_on_dead_path/model_mocha_env_branch": "the Rails.env.test? branch is found (tests.rubber_stamp), but "
+    "tests_exercise_llm_path still counts the test that only ever runs the test branch",
+}
+CASES = [
+    pytest.param(p, id=i, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[i]))
+    if i in KNOWN_MISSES
+    else pytest.param(p, id=i)
+    for p, i in zip(EXPECTED, IDS, strict=True)
+]
 
 
 @dataclass(frozen=True)
@@ -108,7 +123,7 @@ def describe(result: AuditResult) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("path", EXPECTED, ids=IDS)
+@pytest.mark.parametrize("path", CASES)
 def test_failure_class_project_is_judged_as_the_expert_would(path: Path) -> None:
     need_real_gem()
     expected = ClassExpectation.load(path)
@@ -129,3 +144,4 @@ def test_every_class_has_two_styles_and_known_rules() -> None:
         styles[expected.klass] = styles.get(expected.klass, 0) + 1
     assert styles, "no failure-class projects"
     assert not [k for k, n in styles.items() if n < 2], f"classes with fewer than two styles: {styles}"
+    assert set(KNOWN_MISSES) <= set(IDS), "a known miss names a project that does not exist"

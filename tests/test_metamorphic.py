@@ -24,6 +24,9 @@ PROJECTS = [
     FIXTURES / "calibration" / "tuned" / "qwen_3_5_122b",
     FIXTURES / "rails_chat" / "hallucinated_client",
     FIXTURES / "rails_chat" / "invented_fluent_dsl",
+    FIXTURES / "failure_classes" / "store_passed_in" / "cache_inherited_fat_model",
+    FIXTURES / "failure_classes" / "injected_builder" / "controller_passes_lambda",
+    FIXTURES / "failure_classes" / "helper_escaped_innerhtml" / "stimulus_escape_function",
 ]
 TEXT_SUFFIXES = (".rb", ".erb", ".js", ".rake", ".ru")
 CLASS_DEF = re.compile(r"^\s*(?:class|module)\s+([A-Z]\w*)", re.M)

@@ -294,8 +294,29 @@ def project_flows(ctx: AuditContext) -> list[FileFlow]:
     for key in [k for k, (ref, _) in _FLOWS.items() if ref() is None]:
         del _FLOWS[key]
     flows = [analyse(p) for p in app_ruby(ctx)]
+    _add_verified_sends(ctx, flows)
     _FLOWS[id(ctx)] = (weakref.ref(ctx), flows)
     return flows
+
+
+VERIFIED_SENDS = frozenset({f"Chat#{m}" for m in SEND_METHODS})
+
+
+def _add_verified_sends(ctx: AuditContext, flows: list[FileFlow]) -> None:
+    """Sends the API verifier typed as `Chat#ask` (through injected callables, other files' values) that
+    the per-file flow could not see: the verifier's whole-project inference is the stronger witness."""
+    by_file = {f.parsed.rel: f for f in flows}
+    for call in ctx.api.calls:
+        flow = by_file.get(call.path)
+        if call.in_test or call.call not in VERIFIED_SENDS or flow is None:
+            continue
+        if any(s.line == call.line and s.method == call.call.split("#")[1] for s in flow.sends):
+            continue
+        for node in of_type(flow.parsed.root, "call"):
+            site = CallSite(flow.parsed, node)
+            if site.line == call.line and site.method == call.call.split("#")[1] and site.receiver:
+                flow.sends.append(site)
+                break
 
 
 def entry_sites(ctx: AuditContext) -> list[CallSite]:

@@ -129,3 +129,19 @@ def locks_in_empty(scope: list[Scoped], silent_methods: set[str]) -> Iterator[Sc
     for parsed, node in empty_lock_ins(scope):
         if _calls_any(parsed, _subject(parsed, node), silent_methods, scope):
             yield parsed, node
+
+
+TEST_ENV = ("Rails.env.test?", 'Rails.env == "test"', "Rails.env == 'test'", 'Rails.env.eql?("test")')
+BRANCHES = ("if", "unless", "if_modifier", "unless_modifier", "conditional", "elsif")
+
+
+def test_only_branches(sources: list[ParsedSource], sends: list[tuple[str, int]]) -> Iterator[Scoped]:
+    """App conditionals on the test environment around an LLM send: under test the app takes another
+    branch, so no test can exercise the production call, whatever it stubs."""
+    for parsed in sources:
+        for node in of_type(parsed.root, *BRANCHES):
+            cond = node.child_by_field_name("condition")
+            if cond is None or not any(t in parsed.text(cond) for t in TEST_ENV):
+                continue
+            if any(rel == parsed.rel and node.start_byte <= b < node.end_byte for rel, b in sends):
+                yield parsed, cond

@@ -16,6 +16,7 @@ from shipbench.audit.models import Evidence
 from shipbench.audit.ruby.parse import Node, ParsedSource, of_type, parse_ruby
 from shipbench.audit.ruby.verify_types import FakeMismatch
 from shipbench.tasks.rails_chat.checks._common import (
+    app_ruby,
     class_name,
     def_name,
     enclosing_class,
@@ -25,7 +26,7 @@ from shipbench.tasks.rails_chat.checks._common import (
 )
 from shipbench.tasks.rails_chat.checks._core_path import on_core_path
 from shipbench.tasks.rails_chat.checks._doubles import fails_llm, fake_vars, replaces_llm
-from shipbench.tasks.rails_chat.checks._llm_flow import project_flows
+from shipbench.tasks.rails_chat.checks._llm_flow import project_flows, send_sites
 from shipbench.tasks.rails_chat.checks._llmpath import (
     LlmPath,
     build_llm_path,
@@ -37,7 +38,7 @@ from shipbench.tasks.rails_chat.checks._llmpath import (
     request_resources,
     stops_at_blank_guard,
 )
-from shipbench.tasks.rails_chat.checks._rubber_stamp import doubles_in, locks_in_empty
+from shipbench.tasks.rails_chat.checks._rubber_stamp import doubles_in, locks_in_empty, test_only_branches
 from shipbench.tasks.rails_chat.checks._silent_reply import silent_replies
 from shipbench.tasks.rails_chat.checks._testsyntax import (
     Scoped,
@@ -293,6 +294,9 @@ def rubber_stamps(ctx: AuditContext) -> list[Evidence]:
                 found.append(ctx.at(double.parsed, double.node))
         if silent:
             found.extend(ctx.at(p, n) for p, n in locks_in_empty(scope, silent))
+    if any(f.reaches and f.replaced for f in a.cases):
+        sends = [(site.parsed.rel, site.node.start_byte) for site in send_sites(ctx)]
+        found.extend(ctx.at(p, n) for p, n in test_only_branches(app_ruby(ctx), sends))
     return list(dict.fromkeys(found))
 
 
