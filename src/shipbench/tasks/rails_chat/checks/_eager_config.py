@@ -16,7 +16,7 @@ from shipbench.audit.checks import AuditContext
 from shipbench.audit.ruby.parse import Node, ParsedSource, of_type
 from shipbench.tasks.rails_chat.checks._common import method_name
 from shipbench.tasks.rails_chat.checks._llm_flow import send_sites
-from shipbench.tasks.rails_chat.checks._rescue import RescueIndex
+from shipbench.tasks.rails_chat.checks._rescue import RescueIndex, rescue_index
 
 KEY_WORDS = ("API_KEY", "api_key", "OPENROUTER")
 RAISES = frozenset({"raise", "fail", "abort"})
@@ -103,7 +103,7 @@ def _catches(index: RescueIndex, parsed: ParsedSource, node: Node, raised: str) 
 
 
 def request_raises(ctx: AuditContext) -> Iterator[tuple[ParsedSource, Node]]:
-    index = RescueIndex(ctx)
+    index = rescue_index(ctx)
     if not any(index.coverage(s.parsed, s.node).rescues for s in send_sites(ctx)):
         return  # nothing is rescued at all: errors.no_rescue already says so
     checks = [(p, n, k) for p in ctx.ruby_sources("app") + ctx.ruby_sources("lib") for n, k in _key_raises(p)]

@@ -125,17 +125,19 @@ def _raised(parsed: ParsedSource, call: Node) -> tuple[str, list[Node]] | None:
     return None
 
 
-def _friendly(ctx: AuditContext, rescue: Rescue) -> bool:
-    """Every rescued class is an app error, raised only with fixed texts (or none): its message is the app's."""
-    if not rescue.classes:
-        return False
-    sources = app_ruby(ctx)
-    defined = {
+def _app_classes(sources: list[ParsedSource]) -> set[str]:
+    return {
         p.text(n).rsplit("::", 1)[-1]
         for p in sources
         for c in of_type(p.root, "class")
         if (n := c.child_by_field_name("name")) is not None
     }
+
+
+def _friendly(sources: list[ParsedSource], defined: set[str], rescue: Rescue) -> bool:
+    """Every rescued class is an app error, raised only with fixed texts (or none): its message is the app's."""
+    if not rescue.classes:
+        return False
     leaves = {k.lstrip(":").rsplit("::", 1)[-1] for k in rescue.classes}
     if any(k.lstrip(":").startswith("RubyLLM") for k in rescue.classes) or not leaves <= defined:
         return False
@@ -152,9 +154,10 @@ def _friendly(ctx: AuditContext, rescue: Rescue) -> bool:
 def shown_exception_texts(ctx: AuditContext, rescues: list[Rescue]) -> Iterator[tuple[ParsedSource, Node]]:
     """(file, expression) for each place a covering rescue shows the failure's own text to the user."""
     sources = app_ruby(ctx)
+    defined = _app_classes(sources)
     for rescue in rescues:
         var = exception_variable(rescue.parsed, rescue)
-        if not var or rescue.body is None or _friendly(ctx, rescue):
+        if not var or rescue.body is None or _friendly(sources, defined, rescue):
             continue
         for node in _texts_of(rescue.parsed, rescue.body, var):
             if _shown(rescue.parsed, node, rescue.body):

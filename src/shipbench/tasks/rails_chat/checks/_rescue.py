@@ -48,6 +48,16 @@ class Coverage:
     callers: list[tuple[ParsedSource, Node]] = field(default_factory=list)  # caller methods on the way
 
 
+def rescue_index(ctx: AuditContext) -> RescueIndex:
+    """The context's RescueIndex, built once."""
+    cached = ctx.memo.get("rescue_index")
+    if isinstance(cached, RescueIndex):
+        return cached
+    index = RescueIndex(ctx)
+    ctx.memo["rescue_index"] = index
+    return index
+
+
 class RescueIndex:
     """Project-wide lookups for rescue coverage: app error classes, methods, call sites, rescue_from."""
 

@@ -23,7 +23,7 @@ from shipbench.tasks.rails_chat.checks._common import app_ruby, def_name, method
 from shipbench.tasks.rails_chat.checks._eager_config import eager_config_errors
 from shipbench.tasks.rails_chat.checks._exception_text import shown_exception_texts
 from shipbench.tasks.rails_chat.checks._llm_flow import send_sites
-from shipbench.tasks.rails_chat.checks._rescue import Coverage, Rescue, RescueIndex
+from shipbench.tasks.rails_chat.checks._rescue import Coverage, Rescue, rescue_index
 from shipbench.tasks.rails_chat.checks._silent_reply import silent_empty_replies
 from shipbench.tasks.rails_chat.checks.rubyllm import raw_http_places
 
@@ -53,7 +53,7 @@ def llm_sends(ctx: AuditContext) -> list[Send]:
 
 
 def _coverages(ctx: AuditContext) -> list[tuple[Send, Coverage]]:
-    index = RescueIndex(ctx)
+    index = rescue_index(ctx)
     return [(s, index.coverage(s.parsed, s.node)) for s in llm_sends(ctx)]
 
 
@@ -85,7 +85,7 @@ def check_no_rescue(ctx: AuditContext) -> Iterator[Hit]:
 
 def check_untyped_rescue(ctx: AuditContext) -> Iterator[Hit]:
     rescues = _covering(ctx)
-    index = RescueIndex(ctx)
+    index = rescue_index(ctx)
     if rescues and all(all(index.kind_of(c) == "untyped" for c in r.classes) for r in rescues):
         yield Hit(
             rule="errors.untyped_rescue",

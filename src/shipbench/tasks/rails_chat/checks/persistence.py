@@ -71,6 +71,16 @@ def _linked_files(ctx: AuditContext) -> set[str]:
 
 
 def classify(ctx: AuditContext) -> tuple[str, StoreSignal | None]:
+    """Memoised per context: see `_classify`."""
+    cached = ctx.memo.get("persistence_classify")
+    if isinstance(cached, tuple):
+        return cached
+    found = _classify(ctx)
+    ctx.memo["persistence_classify"] = found
+    return found
+
+
+def _classify(ctx: AuditContext) -> tuple[str, StoreSignal | None]:
     """The conversation-state strategy and the store that carries it (None for 'none').
 
     The store chosen is the best-ranked signal: one that names conversation data or is linked to the

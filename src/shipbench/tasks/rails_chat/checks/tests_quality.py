@@ -338,19 +338,28 @@ def _components(ctx: AuditContext) -> dict[str, tuple[str, set[str]]]:
     return {rel: v for rel, v in found.items() if v[1]}
 
 
-def _tested(ctx: AuditContext, kind: str, names: set[str]) -> bool:
+def _reach_index(ctx: AuditContext) -> list[tuple[set[str], set[str]]]:
+    """Per test case: (constants its scope names, controller resources its requests or class target)."""
+    cached = ctx.memo.get("tests_reach_index")
+    if isinstance(cached, list):
+        return cached
     a = analyse(ctx)
+    index: list[tuple[set[str], set[str]]] = []
     for facts in a.cases:
         scope = full_scope(a.suite, facts.case)
-        if kind == "class" and any(p.text(n).lstrip(":") in names for p, r in scope for n in constant_chains(r)):
-            return True
-        if kind == "controller":
-            if class_resource(_test_class(facts.case)) in names:
-                return True
-            requests = [(p, n) for p, n in nodes_in(scope, "call") if _receiverless(p, n, REQUESTS | {"visit"})]
-            if any(request_resources(a.path, p, n) & names for p, n in requests):
-                return True
-    return False
+        constants = {p.text(n).lstrip(":") for p, r in scope for n in constant_chains(r)}
+        resources = {class_resource(_test_class(facts.case))}
+        for p, n in nodes_in(scope, "call"):
+            if _receiverless(p, n, REQUESTS | {"visit"}):
+                resources |= request_resources(a.path, p, n)
+        index.append((constants, resources))
+    ctx.memo["tests_reach_index"] = index
+    return index
+
+
+def _tested(ctx: AuditContext, kind: str, names: set[str]) -> bool:
+    wanted = 0 if kind == "class" else 1
+    return any(entry[wanted] & names for entry in _reach_index(ctx))
 
 
 def check_component_untested(ctx: AuditContext) -> Iterator[Hit]:
