@@ -20,7 +20,7 @@ import audit_accuracy  # noqa: E402
 
 TIERS = {"A": (80, 100), "B": (60, 79), "C": (40, 59), "D": (0, 39)}
 # Recorded floors (docs/audit-accuracy.md): projects in the published tier.
-TIER_FLOOR = {"tuned": 12, "heldout": 7}
+TIER_FLOOR = {"tuned": 13, "heldout": 7}
 
 EXPECTED = sorted(CALIBRATION.glob("*/*.expected.toml"))
 

@@ -290,3 +290,11 @@ def test_keywords_passed_through_a_wrapper_are_checked_at_the_callee(project: Bu
     bad = at(report, 4, "Tool.param")
     assert bad.verdict == "bad_arguments"
     assert "unknown keyword: description" in bad.detail and "Parameter#initialize" in bad.detail
+
+
+def test_tap_and_then_yield_the_receiver_itself(project: Build) -> None:
+    report = verify(
+        project, in_method("chat.tap { |c| c.user('hi') }\nRubyLLM.chat.then { |c| c.with_instructions('x') }")
+    )
+    assert at(report, 4, "Chat#user").verdict == "missing"
+    assert at(report, 5, "Chat#with_instructions").verdict == "ok"

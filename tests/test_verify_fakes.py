@@ -402,3 +402,17 @@ def test_mocks_injected_as_a_gem_value_must_answer_real_methods(tmp_path: Path) 
     by_name = {f.name: f for f in report.fakes}
     assert "did you mean ask" in by_name["chat (mock Chat)#send_message"].detail
     assert "did you mean content" in by_name["reply (mock Message)#text"].detail
+
+
+def test_a_mock_returned_past_expectation_modifiers_still_imitates_the_real_value(tmp_path: Path) -> None:
+    code = (
+        "class T < ActiveSupport::TestCase\n"
+        "  def test_x\n"
+        "    chat = mock('chat')\n"
+        "    chat.expects(:user).with('Hi').once\n"  # 4: Chat has no #user
+        "    RubyLLM.expects(:chat).with(model: 'm').once.returns(chat)\n"
+        "  end\n"
+        "end\n"
+    )
+    report = verify(lambda f: write_tree(tmp_path / "p", f), {"test/t_test.rb": code})
+    assert [(f.line, f.name) for f in report.fakes] == [(4, "chat (mock Chat)#user")]

@@ -141,6 +141,8 @@ def _find_answers(parsed: ParsedSource, mocks: dict[tuple[int, str], _Mock]) -> 
 def _returns_arg(parsed: ParsedSource, stub_call: Node) -> Node | None:
     """`x.expects(:m).returns(value)` / `receive(:m).and_return(value)`: the value node."""
     parent = stub_call.parent
+    while parent is not None and parent.type == "call" and _method(parsed, parent) in _MODIFIERS:
+        parent = parent.parent
     if parent is not None and parent.type == "call" and _method(parsed, parent) in _RETURNING:
         args = _args(parent)
         return args[0] if args else None
@@ -186,9 +188,22 @@ def _find_injections(parsed: ParsedSource, types: FileTypes, api: GemApi, mocks:
             mock.imitates = result
 
 
+_MODIFIERS = frozenset(
+    {"with", "once", "twice", "never", "times", "at_least", "at_most", "at_least_once", "at_most_once",
+     "exactly", "in_sequence", "ordered", "with_no_arguments", "with_any_args"}
+)  # fmt: skip
+
+
+def _past_modifiers(parsed: ParsedSource, node: Node | None) -> Node | None:
+    """`T.expects(:m).with(x).once` -> the `T.expects(:m)` call: expectation modifiers change no type."""
+    while node is not None and node.type == "call" and _method(parsed, node) in _MODIFIERS:
+        node = node.child_by_field_name("receiver")
+    return node
+
+
 def _stubbed_by(parsed: ParsedSource, returning: Node) -> tuple[str | None, Node | None]:
     """For `T.stubs(:m).returns(..)` or `allow(T).to receive(:m).and_return(..)`: (m, T)."""
-    inner = returning.child_by_field_name("receiver")
+    inner = _past_modifiers(parsed, returning.child_by_field_name("receiver"))
     if inner is None or inner.type != "call":
         return None, None
     method = _method(parsed, inner)

@@ -221,6 +221,8 @@ class FileTypes:
         if recv is None or method_node is None:
             return None
         rtype = self.type_of(recv)
+        if rtype is not None and position == 0 and self.parsed.text(method_node) in SELF_YIELDING:
+            return rtype  # Kernel#tap / #then / #yield_self yield the receiver itself
         if rtype is not None and rtype.kind in RECORD_KINDS:
             record = self.records.get(rtype.name)
             return record_block_param(record, rtype, self.parsed.text(method_node), position) if record else None
@@ -382,6 +384,7 @@ def _is_conditional(assign: Node, read: Node, scope: Node) -> bool:
 
 
 CALL_METHODS = frozenset({"call", "()", "[]", "yield", "==="})
+SELF_YIELDING = frozenset({"tap", "then", "yield_self"})
 
 
 def _is_proc_literal(parsed: ParsedSource, node: Node) -> bool:
