@@ -223,3 +223,22 @@ def test_conditional_send_with_silent_empty_answer_is_found(tmp_path: Path, sour
 def test_blank_input_guard_and_unconditional_sends_are_not_silent_replies(tmp_path: Path) -> None:
     ctx = ctx_for(tmp_path, {"app/services/x.rb": _BLANK_GUARD})
     assert list(e.check_silent_empty_reply(ctx)) == []
+
+
+def test_exception_text_shown_flashed_returned_as_the_reply_but_not_logged_or_reraised(tmp_path: Path) -> None:
+    svc = (
+        "class S\n"  # 1
+        "  def go(m)\n"  # 2
+        "    RubyLLM.chat.ask(m).content\n"  # 3
+        "  rescue RubyLLM::RateLimitError => e\n"  # 4
+        "    raise Busy, e.message\n"  # 5: re-raised, the catcher decides
+        "  rescue RubyLLM::Error => e\n"  # 6
+        '    Rails.logger.error("llm: #{e.message}")\n'  # 7: logged, not shown
+        '    "Sorry: #{e.message}"\n'  # 8: the reply the user reads
+        "  end\n"
+        "end\n"
+    )
+    ctx = ctx_for(tmp_path, {"app/services/s.rb": svc})
+    assert places(list(e.check_exception_message_shown(ctx))) == [("app/services/s.rb", 8)]
+    friendly = svc.replace('    "Sorry: #{e.message}"\n', '    "The assistant is unavailable."\n')
+    assert list(e.check_exception_message_shown(ctx_for(tmp_path / "ok", {"app/services/s.rb": friendly}))) == []

@@ -3,7 +3,8 @@ into a flash, a render, a turbo stream, a broadcast or an instance variable a vi
 
 Invariants: judged only on rescues that cover an LLM send (see errors._covering), following the
 exception variable of the clause (or the first parameter of a rescue_from handler) and, one level
-deep, an app method the variable is passed to; text inside logging calls is not shown; a rescued
+deep, an app method the variable is passed to; a text the rescue returns (not raises) is the turn's
+reply, so shown; text inside logging calls is not shown; a rescued
 app error class whose every raise carries a fixed text is a friendly message, not a leak.
 """
 
@@ -86,6 +87,24 @@ def _shown(parsed: ParsedSource, node: Node, top: Node) -> bool:
     return False
 
 
+def _in_reply(parsed: ParsedSource, node: Node, returned: Node | None) -> bool:
+    """`node` is inside the value a rescue returns as the reply, outside any logging call."""
+    if returned is None or not returned.start_byte <= node.start_byte < returned.end_byte:
+        return False
+    return not _logged(parsed, node, returned)
+
+
+def _returned_statement(rescue: Rescue) -> Node | None:
+    """The last statement of a rescue clause: what the method answers instead of the reply."""
+    if rescue.kind != "clause" or rescue.body is None:
+        return None
+    named = [c for c in rescue.body.named_children if c.type != "comment"]
+    last = named[-1] if named else None
+    if last is not None and last.type == "call" and method_name(rescue.parsed, last) in RAISES:
+        return None  # re-raised: whoever rescues it decides what is shown (see _friendly)
+    return last
+
+
 def _handed_to(
     parsed: ParsedSource, scope: Node, var: str, sources: list[ParsedSource]
 ) -> Iterator[tuple[ParsedSource, Node, str]]:
@@ -159,8 +178,9 @@ def shown_exception_texts(ctx: AuditContext, rescues: list[Rescue]) -> Iterator[
         var = exception_variable(rescue.parsed, rescue)
         if not var or rescue.body is None or _friendly(sources, defined, rescue):
             continue
+        returned = _returned_statement(rescue)
         for node in _texts_of(rescue.parsed, rescue.body, var):
-            if _shown(rescue.parsed, node, rescue.body):
+            if _shown(rescue.parsed, node, rescue.body) or _in_reply(rescue.parsed, node, returned):
                 yield rescue.parsed, node
         for other, body, param in _handed_to(rescue.parsed, rescue.body, var, sources):
             for node in _texts_of(other, body, param):

@@ -127,7 +127,7 @@ def check_no_turbo_stream(ctx: AuditContext) -> Iterable[Hit]:
     present = bool(_turbo_stream_templates(ctx)) or any(_ruby_turbo_stream_use(p) for p in sources)
     if present and not _streams_carry_messages(ctx):
         yield Hit(
-            rule="hotwire.no_turbo_stream",
+            rule="hotwire.streams_off_message_flow",
             message="Turbo Streams are used, but not for the message flow: no stream answers the action that "
             "calls the LLM after the call, no broadcast from the LLM path.",
             evidence=(ctx.absent("a turbo stream rendered with the LLM's reply"),),
@@ -137,7 +137,7 @@ def check_no_turbo_stream(ctx: AuditContext) -> Iterable[Hit]:
         hand_written = _hand_rendered_messages(ctx)
         if hand_written and not any(list(js_calls(u, "renderStreamMessage")) for u in js_units(ctx)):
             yield Hit(
-                rule="hotwire.no_turbo_stream",
+                rule="hotwire.streams_off_message_flow",
                 message="Turbo Streams exist, but the message flow does not use them: replies are fetched "
                 "and written into the page by hand.",
                 evidence=tuple(hand_written[:3]),
