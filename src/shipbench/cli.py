@@ -78,7 +78,9 @@ def audit(
     if json_path is not None or md_path is None:
         _emit(to_json(result), json_path)
     if json_path is not None or md_path is not None:
-        err.print(f"{result.project}: {result.score}/100 tier {result.tier} ({result.verdict})", highlight=False)
+        err.print(
+            f"{result.project}: {result.score}/100 tier {result.tier} ({result.verdict})", highlight=False
+        )
     for note in _unverified_notes(result):
         err.print(f"[yellow]note:[/] {note}", highlight=False)
 
@@ -123,17 +125,8 @@ def run(
     sources = {k: v for k, v in DEFAULT_GEM_SOURCES.items() if v.is_dir()} | _parse_gem_sources(gem_source or [])
     try:
         config = load_suite_file(suite or DEMO_SUITE)
-        code = run_command(
-            config,
-            out=out,
-            console=_console(),
-            only_agent=agent,
-            only_model=model,
-            repeats=repeats,
-            jobs=jobs,
-            force=set(force or []),
-            gem_sources=sources,
-        )
+        code = run_command(config, out=out, console=_console(), only_agent=agent, only_model=model,
+                           repeats=repeats, jobs=jobs, force=set(force or []), gem_sources=sources)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     raise typer.Exit(code=code)

@@ -138,5 +138,7 @@ def load_suite(path: Path) -> SuiteConfig:
     try:
         return SuiteConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
         raise ConfigError(f"{path}: {problems}") from exc

@@ -185,9 +185,8 @@ class ClaudeAdapter:
         subtype = as_str(obj.get("subtype")) or ""
         failed = obj.get("is_error") is True or (subtype != "" and subtype != "success")
         text = as_str(obj.get("result")) or subtype
-        return AgentEvent(
-            kind="terminal", raw_type="result", session_id=sid, is_error=failed, usage=usage, text=clip_text(text)
-        )
+        return AgentEvent(kind="terminal", raw_type="result", session_id=sid, is_error=failed, usage=usage,
+                          text=clip_text(text))
 
 
 def _system(obj: JsonObj, sid: str | None) -> list[AgentEvent]:
@@ -228,12 +227,7 @@ def _user(obj: JsonObj, sid: str | None) -> list[AgentEvent]:
         content = b.get("content")
         text = content if isinstance(content, str) else compact_json(content, 4096)
         events.append(
-            AgentEvent(
-                kind="tool_result",
-                raw_type="user",
-                session_id=sid,
-                is_error=b.get("is_error") is True,
-                text=clip_text(text),
-            )
+            AgentEvent(kind="tool_result", raw_type="user", session_id=sid, is_error=b.get("is_error") is True,
+                       text=clip_text(text))
         )
     return events

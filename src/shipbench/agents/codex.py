@@ -242,3 +242,4 @@ class CodexAdapter:
 
     def parse_version(self, output: str) -> str:
         return parse_semver(output)
+

@@ -57,14 +57,8 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
 async def _run_version(binary: Path, args: tuple[str, ...], home: str, timeout: float) -> str | None:
     env = {"PATH": os.environ.get("PATH") or DEFAULT_PATH, "HOME": home, "LANG": "C.UTF-8", "TERM": "dumb"}
     proc = await asyncio.create_subprocess_exec(
-        str(binary),
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=home,
-        start_new_session=True,
+        str(binary), *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env, cwd=home, start_new_session=True,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)

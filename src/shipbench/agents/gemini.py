@@ -106,11 +106,8 @@ def _result(obj: JsonObj) -> list[AgentEvent]:
 def _parse(obj: JsonObj) -> list[AgentEvent] | None:
     kind = obj.get("type")
     if kind == "init":
-        return [
-            AgentEvent(
-                kind="session", raw_type=kind, session_id=as_str(obj.get("session_id")), model=as_str(obj.get("model"))
-            )
-        ]
+        return [AgentEvent(kind="session", raw_type=kind, session_id=as_str(obj.get("session_id")),
+                           model=as_str(obj.get("model")))]
     if kind == "message":
         return _message(obj)
     if kind == "tool_use":

@@ -81,7 +81,9 @@ def _api_section(result: AuditResult) -> list[str]:
 def _api_row(c: ApiCall) -> str:
     where = f"{_cell(c.path, 200)}:{c.line}" + (" (test)" if c.in_test else "")
     definition = (
-        f"{c.definition.gem} {c.definition.version} {c.definition.path}:{c.definition.line}" if c.definition else ""
+        f"{c.definition.gem} {c.definition.version} {c.definition.path}:{c.definition.line}"
+        if c.definition
+        else ""
     )
     detail = c.detail
     if c.suggestions:

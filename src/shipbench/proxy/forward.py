@@ -63,15 +63,8 @@ class _Retry(Exception):
         self.delay = delay
 
 
-async def forward(
-    request: web.Request,
-    session: aiohttp.ClientSession,
-    call: Call,
-    *,
-    policy: RetryPolicy,
-    timeout: aiohttp.ClientTimeout,
-    limiter: asyncio.Semaphore | None,
-) -> web.StreamResponse:
+async def forward(request: web.Request, session: aiohttp.ClientSession, call: Call, *, policy: RetryPolicy,
+                  timeout: aiohttp.ClientTimeout, limiter: asyncio.Semaphore | None) -> web.StreamResponse:
     """Send `call` upstream (retrying 429/5xx/network errors) and relay the answer to the agent."""
     total = policy.max_retries + 1
     while True:
@@ -90,9 +83,8 @@ async def forward(
                 call.error_class = kind
                 return call.response
             if last:
-                return _fail(
-                    call, kind, f"upstream unreachable after {call.attempts} attempt(s): {type(exc).__name__}: {exc}"
-                )
+                return _fail(call, kind, f"upstream unreachable after {call.attempts} attempt(s): "
+                                         f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(policy.delay(call.attempts, None))
 
 
@@ -100,23 +92,15 @@ def _fail(call: Call, kind: str, message: str) -> web.Response:
     call.status = 504 if kind == "timeout" else 502
     call.error_class = kind
     text = call.redact_text(f"shipbench proxy: {message}")
-    return web.Response(
-        status=call.status, body=error_body(call.wire, call.status, text, kind), content_type="application/json"
-    )
+    return web.Response(status=call.status, body=error_body(call.wire, call.status, text, kind),
+                        content_type="application/json")
 
 
-async def _attempt(
-    request: web.Request,
-    session: aiohttp.ClientSession,
-    call: Call,
-    policy: RetryPolicy,
-    timeout: aiohttp.ClientTimeout,
-    last: bool,
-) -> web.StreamResponse:
+async def _attempt(request: web.Request, session: aiohttp.ClientSession, call: Call, policy: RetryPolicy,
+                   timeout: aiohttp.ClientTimeout, last: bool) -> web.StreamResponse:
     body = call.body if request.method == "POST" else None
-    async with session.request(
-        request.method, call.url, data=body, headers=call.headers, timeout=timeout, allow_redirects=False
-    ) as up:
+    async with session.request(request.method, call.url, data=body, headers=call.headers, timeout=timeout,
+                               allow_redirects=False) as up:
         if retryable_status(up.status) and not last:
             await up.read()  # drain so the connection can be reused
             raise _Retry(policy.delay(call.attempts, parse_retry_after(up.headers)))

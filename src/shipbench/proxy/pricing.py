@@ -34,12 +34,10 @@ class Price:
 
 
 def override_cost(usage: Usage, pricing: Pricing) -> float:
-    return (
-        usage.input_tokens * pricing.input_per_mtok
-        + usage.output_tokens * pricing.output_per_mtok
-        + usage.cache_read_tokens * pricing.cache_read_per_mtok
-        + usage.cache_write_tokens * pricing.cache_write_per_mtok
-    ) / 1_000_000
+    return (usage.input_tokens * pricing.input_per_mtok
+            + usage.output_tokens * pricing.output_per_mtok
+            + usage.cache_read_tokens * pricing.cache_read_per_mtok
+            + usage.cache_write_tokens * pricing.cache_write_per_mtok) / 1_000_000
 
 
 def _lookup(usage: Usage, model: str, provider_id: str | None) -> float | None:

@@ -17,14 +17,7 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 
 ERROR_CLASSES: tuple[str, ...] = (
-    "rate_limited",
-    "server_error",
-    "auth",
-    "bad_request",
-    "timeout",
-    "network",
-    "budget",
-    "client_closed",
+    "rate_limited", "server_error", "auth", "bad_request", "timeout", "network", "budget", "client_closed",
 )
 
 

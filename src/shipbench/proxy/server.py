@@ -47,9 +47,8 @@ NO_USAGE = Usage()  # never mutated (Usage.__add__ returns a new object)
 class MeteringProxy:
     def __init__(self, *, retry: RetryPolicy = DEFAULT_RETRY, request_timeout_s: float = 600) -> None:
         self._retry = retry
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=min(30.0, request_timeout_s), sock_read=request_timeout_s
-        )
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(30.0, request_timeout_s),
+                                              sock_read=request_timeout_s)
         self._leases: dict[str, Lease] = {}
         self._inflight: dict[str, set[asyncio.Task[Any]]] = {}  # lease token -> handler tasks of its calls
         self._runner: web.AppRunner | None = None
@@ -65,9 +64,8 @@ class MeteringProxy:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = self._runner.addresses[0][1]
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), auto_decompress=True, trust_env=False
-        )
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=True,
+                                              trust_env=False)
         self.base_url = f"http://127.0.0.1:{port}"
         return self.base_url
 
@@ -79,29 +77,11 @@ class MeteringProxy:
             await self._session.close()
             self._session = None
 
-    def open_lease(
-        self,
-        *,
-        trial_id: str,
-        phase: int,
-        upstream: UpstreamTarget,
-        budget: Budget,
-        calls_path: Path,
-        spent: Usage = NO_USAGE,
-        spent_usd: float = 0.0,
-        limiter: asyncio.Semaphore | None = None,
-    ) -> Lease:
-        lease = Lease(
-            token=secrets.token_urlsafe(32),
-            trial_id=trial_id,
-            phase=phase,
-            upstream=upstream,
-            budget=budget,
-            calls_path=calls_path,
-            spent=spent,
-            spent_usd=spent_usd,
-            limiter=limiter,
-        )
+    def open_lease(self, *, trial_id: str, phase: int, upstream: UpstreamTarget, budget: Budget,
+                   calls_path: Path, spent: Usage = NO_USAGE, spent_usd: float = 0.0,
+                   limiter: asyncio.Semaphore | None = None) -> Lease:
+        lease = Lease(token=secrets.token_urlsafe(32), trial_id=trial_id, phase=phase, upstream=upstream,
+                      budget=budget, calls_path=calls_path, spent=spent, spent_usd=spent_usd, limiter=limiter)
         calls_path.parent.mkdir(parents=True, exist_ok=True)
         lease.check_budget()  # earlier phases may already have spent it all
         self._leases[lease.token] = lease
@@ -126,20 +106,15 @@ class MeteringProxy:
         path = request.rel_url.path
         matched = match_route(request.method, path)
         if matched is None:
-            return _error(
-                wire_of_path(path), 404, f"shipbench proxy: no route for {request.method} {path}", "not_found"
-            )
+            return _error(wire_of_path(path), 404, f"shipbench proxy: no route for {request.method} {path}",
+                          "not_found")
         wire = matched.route.wire
         lease = self._lease_for(request)
         if lease is None:
             return _error(wire, 401, "shipbench proxy: unknown or expired API key (lease token)", "invalid_api_key")
         if wire not in PROVIDER_WIRES.get(lease.upstream.provider, frozenset()):
-            return _error(
-                wire,
-                400,
-                f"shipbench proxy: upstream {lease.upstream.provider} does not speak {wire}",
-                "invalid_request_error",
-            )
+            return _error(wire, 400, f"shipbench proxy: upstream {lease.upstream.provider} does not speak {wire}",
+                          "invalid_request_error")
         body = await request.read() if request.method == "POST" else b""
         info = inspect_request(wire, matched, body, lease.upstream.model_override)
         call = self._call(request, lease, matched, info.body)
@@ -162,13 +137,11 @@ class MeteringProxy:
 
     async def _forward(self, request: web.Request, call: Call, lease: Lease) -> web.StreamResponse:
         assert self._session is not None, "MeteringProxy.start() was not called"
-        return await forward(
-            request, self._session, call, policy=self._retry, timeout=self._timeout, limiter=lease.limiter
-        )
+        return await forward(request, self._session, call, policy=self._retry, timeout=self._timeout,
+                             limiter=lease.limiter)
 
-    async def _metered(
-        self, request: web.Request, lease: Lease, call: Call, model: str | None, stream: bool
-    ) -> web.StreamResponse:
+    async def _metered(self, request: web.Request, lease: Lease, call: Call, model: str | None,
+                       stream: bool) -> web.StreamResponse:
         started_at = datetime.now(UTC)
         call.meter = Meter(call.wire)
         call.stream = stream
@@ -180,12 +153,8 @@ class MeteringProxy:
         try:
             if reason is not None:
                 call.status, call.error_class = 429, "budget"
-                return _error(
-                    call.wire,
-                    429,
-                    f"shipbench: trial budget exceeded ({reason}); call not forwarded",
-                    "budget_exceeded",
-                )
+                return _error(call.wire, 429, f"shipbench: trial budget exceeded ({reason}); call not forwarded",
+                              "budget_exceeded")
             return await self._forward(request, call, lease)
         except asyncio.CancelledError:
             call.error_class = call.error_class or "client_closed"
@@ -197,34 +166,20 @@ class MeteringProxy:
                 self._inflight.pop(lease.token, None)
             self._record(lease, call, started_at=started_at, path=request.rel_url.path, model=model, stream=stream)
 
-    def _record(
-        self, lease: Lease, call: Call, *, started_at: datetime, path: str, model: str | None, stream: bool
-    ) -> None:
+    def _record(self, lease: Lease, call: Call, *, started_at: datetime, path: str, model: str | None,
+                stream: bool) -> None:
         meter = call.meter or Meter(call.wire)
         usage = meter.usage()
         up = lease.upstream
         price = price_call(usage, provider=up.provider, models=(meter.model, model), pricing=up.pricing)
         record = LlmCallRecord(
-            trial_id=lease.trial_id,
-            phase=lease.phase,
-            seq=lease.next_seq(),
-            started_at=started_at,
-            wire=call.wire,
-            path=path,
-            stream=stream,
-            model_requested=model,
-            model_served=meter.model,
-            upstream=up.provider,
-            upstream_provider=meter.provider,
-            status=call.status,
-            attempts=call.attempts,
-            error_class=call.error_class,
-            usage=usage,
+            trial_id=lease.trial_id, phase=lease.phase, seq=lease.next_seq(), started_at=started_at,
+            wire=call.wire, path=path, stream=stream, model_requested=model, model_served=meter.model,
+            upstream=up.provider, upstream_provider=meter.provider, status=call.status, attempts=call.attempts,
+            error_class=call.error_class, usage=usage,
             cost_usd=price.cost_usd,
-            upstream_cost_usd=meter.upstream_cost,
-            price_source=price.source,
-            latency_ms=(time.monotonic() - call.started) * 1000.0,
-            ttft_ms=call.ttft_ms,
+            upstream_cost_usd=meter.upstream_cost, price_source=price.source,
+            latency_ms=(time.monotonic() - call.started) * 1000.0, ttft_ms=call.ttft_ms,
         )
         with lease.calls_path.open("a", encoding="utf-8") as fh:
             fh.write(record.model_dump_json() + "\n")

@@ -85,15 +85,13 @@ class Meter:
         if not isinstance(usage, dict):
             return
         self.raw.clear()
-        self._set(
-            {
-                "prompt_tokens": _int(usage, "prompt_tokens"),
-                "completion_tokens": _int(usage, "completion_tokens"),
-                "cached_tokens": _int(usage, "prompt_tokens_details", "cached_tokens"),
-                "cache_write_tokens": _int(usage, "prompt_tokens_details", "cache_write_tokens"),
-                "reasoning_tokens": _int(usage, "completion_tokens_details", "reasoning_tokens"),
-            }
-        )
+        self._set({
+            "prompt_tokens": _int(usage, "prompt_tokens"),
+            "completion_tokens": _int(usage, "completion_tokens"),
+            "cached_tokens": _int(usage, "prompt_tokens_details", "cached_tokens"),
+            "cache_write_tokens": _int(usage, "prompt_tokens_details", "cache_write_tokens"),
+            "reasoning_tokens": _int(usage, "completion_tokens_details", "reasoning_tokens"),
+        })
         cost = usage.get("cost")
         if isinstance(cost, int | float) and not isinstance(cost, bool):
             self.upstream_cost = float(cost)
@@ -107,14 +105,12 @@ class Meter:
         if not isinstance(usage, dict):
             return
         self.raw.clear()
-        self._set(
-            {
-                "input_tokens": _int(usage, "input_tokens"),
-                "output_tokens": _int(usage, "output_tokens"),
-                "cached_tokens": _int(usage, "input_tokens_details", "cached_tokens"),
-                "reasoning_tokens": _int(usage, "output_tokens_details", "reasoning_tokens"),
-            }
-        )
+        self._set({
+            "input_tokens": _int(usage, "input_tokens"),
+            "output_tokens": _int(usage, "output_tokens"),
+            "cached_tokens": _int(usage, "input_tokens_details", "cached_tokens"),
+            "reasoning_tokens": _int(usage, "output_tokens_details", "reasoning_tokens"),
+        })
         cost = usage.get("cost")
         if isinstance(cost, int | float) and not isinstance(cost, bool):
             self.upstream_cost = float(cost)
@@ -130,12 +126,8 @@ class Meter:
             return
         usage = obj.get("usage")
         if isinstance(usage, dict):
-            self._set(
-                {
-                    k: _int(usage, k)
-                    for k in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
-                }
-            )
+            self._set({k: _int(usage, k) for k in (
+                "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")})
 
     def _gemini(self, obj: dict[str, Any]) -> None:
         self._model(obj.get("modelVersion"))
@@ -143,43 +135,25 @@ class Meter:
         if not isinstance(meta, dict):
             return
         self.raw.clear()
-        self._set(
-            {
-                k: _int(meta, k)
-                for k in ("promptTokenCount", "candidatesTokenCount", "cachedContentTokenCount", "thoughtsTokenCount")
-            }
-        )
+        self._set({k: _int(meta, k) for k in (
+            "promptTokenCount", "candidatesTokenCount", "cachedContentTokenCount", "thoughtsTokenCount")})
 
     def usage(self) -> Usage:
         r = self.raw.get
         if self.wire == "openai_chat":
             cached, write = r("cached_tokens", 0), r("cache_write_tokens", 0)
-            return Usage(
-                input_tokens=max(0, r("prompt_tokens", 0) - cached - write),
-                output_tokens=r("completion_tokens", 0),
-                cache_read_tokens=cached,
-                cache_write_tokens=write,
-                reasoning_tokens=r("reasoning_tokens", 0),
-            )
+            return Usage(input_tokens=max(0, r("prompt_tokens", 0) - cached - write),
+                         output_tokens=r("completion_tokens", 0), cache_read_tokens=cached,
+                         cache_write_tokens=write, reasoning_tokens=r("reasoning_tokens", 0))
         if self.wire == "openai_responses":
             cached = r("cached_tokens", 0)
-            return Usage(
-                input_tokens=max(0, r("input_tokens", 0) - cached),
-                output_tokens=r("output_tokens", 0),
-                cache_read_tokens=cached,
-                reasoning_tokens=r("reasoning_tokens", 0),
-            )
+            return Usage(input_tokens=max(0, r("input_tokens", 0) - cached), output_tokens=r("output_tokens", 0),
+                         cache_read_tokens=cached, reasoning_tokens=r("reasoning_tokens", 0))
         if self.wire == "anthropic_messages":
-            return Usage(
-                input_tokens=r("input_tokens", 0),
-                output_tokens=r("output_tokens", 0),
-                cache_read_tokens=r("cache_read_input_tokens", 0),
-                cache_write_tokens=r("cache_creation_input_tokens", 0),
-            )
+            return Usage(input_tokens=r("input_tokens", 0), output_tokens=r("output_tokens", 0),
+                         cache_read_tokens=r("cache_read_input_tokens", 0),
+                         cache_write_tokens=r("cache_creation_input_tokens", 0))
         cached, thoughts = r("cachedContentTokenCount", 0), r("thoughtsTokenCount", 0)
-        return Usage(
-            input_tokens=max(0, r("promptTokenCount", 0) - cached),
-            output_tokens=r("candidatesTokenCount", 0) + thoughts,
-            cache_read_tokens=cached,
-            reasoning_tokens=thoughts,
-        )
+        return Usage(input_tokens=max(0, r("promptTokenCount", 0) - cached),
+                     output_tokens=r("candidatesTokenCount", 0) + thoughts,
+                     cache_read_tokens=cached, reasoning_tokens=thoughts)

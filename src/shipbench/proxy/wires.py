@@ -85,23 +85,10 @@ def candidate_tokens(headers: Mapping[str, str], query: Mapping[str, str]) -> li
     return found
 
 
-_ANTHROPIC_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    429: "rate_limit_error",
-    529: "overloaded_error",
-}
-_GOOGLE_STATUS = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    429: "RESOURCE_EXHAUSTED",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
+_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                    404: "not_found_error", 429: "rate_limit_error", 529: "overloaded_error"}
+_GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                  429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 
 
 def error_body(wire: WireApi, status: int, message: str, code: str) -> bytes:
@@ -117,28 +104,16 @@ def error_body(wire: WireApi, status: int, message: str, code: str) -> bytes:
     return json.dumps(payload).encode()
 
 
-HOP_BY_HOP: frozenset[str] = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-    }
-)
+HOP_BY_HOP: frozenset[str] = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+    "transfer-encoding", "upgrade", "host", "content-length",
+})
 _AGENT_CREDENTIALS: frozenset[str] = frozenset({"authorization", "x-api-key", "x-goog-api-key", "cookie"})
 _RESPONSE_DROP: frozenset[str] = frozenset({"content-encoding", "set-cookie", "date", "server"})
 
 
-def upstream_headers(
-    agent_headers: Iterable[tuple[str, str]], provider: str, api_key: str | None, extra: Mapping[str, str]
-) -> dict[str, str]:
+def upstream_headers(agent_headers: Iterable[tuple[str, str]], provider: str, api_key: str | None,
+                     extra: Mapping[str, str]) -> dict[str, str]:
     """Agent headers minus hop-by-hop and credentials, plus the provider's auth and the extra headers."""
     out: dict[str, str] = {}
     for name, value in agent_headers:

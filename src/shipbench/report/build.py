@@ -19,22 +19,14 @@ HtmlRenderer = Callable[[Leaderboard, list[TrialRow], Path], Path]
 
 
 def build_report(
-    results_dir: Path,
-    imports: list[Path] | None = None,
-    *,
-    level: float = DEFAULT_LEVEL,
-    resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
+    results_dir: Path, imports: list[Path] | None = None, *, level: float = DEFAULT_LEVEL,
+    resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
 ) -> tuple[Leaderboard, list[TrialRow]]:
     """Load, import and aggregate. Returns the leaderboard and every row (native then imported)."""
     loaded = load_results(results_dir)
     history, skipped = import_results(list(imports or []))
     board = build_leaderboard(
-        loaded.trials,
-        imported=history,
-        skipped=loaded.skipped + skipped,
-        level=level,
-        resamples=resamples,
+        loaded.trials, imported=history, skipped=loaded.skipped + skipped, level=level, resamples=resamples,
         seed=seed,
     )
     return board, loaded.trials + history

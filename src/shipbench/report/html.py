@@ -41,34 +41,21 @@ def assets() -> tuple[str, str, str]:
     js = (TEMPLATES / "sort.js").read_text(encoding="utf-8")
     if "</" in js or "</" in css:
         raise ValueError("inline assets must not contain '</'")
-    csp = (
-        f"default-src 'none'; script-src '{_sha256(js)}'; style-src '{_sha256(css)}'; img-src data:; "
-        "base-uri 'none'; form-action 'none'"
-    )
+    csp = (f"default-src 'none'; script-src '{_sha256(js)}'; style-src '{_sha256(css)}'; img-src data:; "
+           "base-uri 'none'; form-action 'none'")
     return css, js, csp
 
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
+                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
 def _common() -> dict[str, Any]:
     css, js, csp = assets()
-    return {
-        "css": Markup(css),
-        "js": Markup(js),
-        "csp": csp,
-        "version": __version__,
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }
+    return {"css": Markup(css), "js": Markup(js), "csp": csp, "version": __version__,
+            "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def trial_href(trial_id: str) -> str:

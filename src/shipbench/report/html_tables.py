@@ -46,9 +46,8 @@ class Table:
 
 
 def text(value: object, max_len: int = 120, kind: str = "", href: str | None = None, title: str = "") -> Cell:
-    return Cell(
-        one_line(value, max_len) if value is not None else "–", kind=kind, href=href, title=one_line(title, 300)
-    )
+    return Cell(one_line(value, max_len) if value is not None else "–", kind=kind, href=href,
+                title=one_line(title, 300))
 
 
 def num(value: float | int | None, shown: str | None = None, title: str = "") -> Cell:
@@ -81,19 +80,15 @@ def _cell_for(value: object) -> Cell:
     return text(value)
 
 
-def generic_table(
-    table_id: str,
-    items: Sequence[BaseModel],
-    caption: str = "",
-    exclude: Sequence[str] = (),
-    empty: str = "Nothing to show.",
-) -> Table:
+def generic_table(table_id: str, items: Sequence[BaseModel], caption: str = "", exclude: Sequence[str] = (),
+                  empty: str = "Nothing to show.") -> Table:
     """A sortable table with one column per field of the models (in declaration order)."""
     if not items:
         return Table(table_id, [], [], caption, empty=empty)
     fields = [name for name in type(items[0]).model_fields if name not in exclude]
     rows = [[_cell_for(getattr(item, name, None)) for name in fields] for item in items]
-    nums = [all(r[i].num or r[i].text == "–" for r in rows) and any(r[i].num for r in rows) for i in range(len(fields))]
+    nums = [all(r[i].num or r[i].text == "–" for r in rows) and any(r[i].num for r in rows)
+            for i in range(len(fields))]
     for row in rows:
         for i, c in enumerate(row):
             if nums[i] and not c.num:

@@ -19,12 +19,8 @@ from shipbench.report.load import SkippedTrial, TrialRow, config_key
 IMPORTED_SUITE = "reference-harness"
 IMPORTED_TASK = "rails-chat"
 _MAX_BYTES = 8 * 1024 * 1024
-_V1_STATUS = {
-    "completed": "completed",
-    "completed_with_errors": "completed_with_errors",
-    "failed": "agent_crash",
-    "timeout": "timeout",
-}
+_V1_STATUS = {"completed": "completed", "completed_with_errors": "completed_with_errors",
+              "failed": "agent_crash", "timeout": "timeout"}
 UNAUDITED = "imported from the reference harness: unaudited, not scored"
 
 
@@ -49,10 +45,8 @@ def _s(value: object, default: str = "") -> str:
 def _opencode_tokens(tokens: dict[str, Any]) -> Usage:
     cache = _d(tokens.get("cache"))
     return Usage(
-        input_tokens=_int(tokens.get("input")),
-        output_tokens=_int(tokens.get("output")),
-        cache_read_tokens=_int(cache.get("read")),
-        cache_write_tokens=_int(cache.get("write")),
+        input_tokens=_int(tokens.get("input")), output_tokens=_int(tokens.get("output")),
+        cache_read_tokens=_int(cache.get("read")), cache_write_tokens=_int(cache.get("write")),
         reasoning_tokens=_int(tokens.get("reasoning")),
     )
 
@@ -72,22 +66,9 @@ def detect_layout(data: dict[str, Any]) -> str | None:
 
 def _base(slug: str, agent: str, label: str, model: str, provider: str, path: Path, settings: str = "") -> TrialRow:
     return TrialRow(
-        trial_id=f"imported__{slug}",
-        suite=IMPORTED_SUITE,
-        task=IMPORTED_TASK,
-        agent=agent,
-        model_id=label,
-        model=model,
-        provider=provider,
-        repeat=1,
-        settings=settings,
-        config_key=config_key(agent, label, settings),
-        status="completed",
-        imported=True,
-        audited=False,
-        cost_usd=None,
-        path=str(path),
-        notes=[UNAUDITED],
+        trial_id=f"imported__{slug}", suite=IMPORTED_SUITE, task=IMPORTED_TASK, agent=agent, model_id=label,
+        model=model, provider=provider, repeat=1, settings=settings, config_key=config_key(agent, label, settings),
+        status="completed", imported=True, audited=False, cost_usd=None, path=str(path), notes=[UNAUDITED],
     )
 
 
@@ -122,14 +103,8 @@ def import_v1(data: dict[str, Any], path: Path) -> TrialRow:
     command = " ".join(str(c) for c in data.get("command") or [])
     agent = "codex" if model.get("runner_type") == "codex" or "codex exec" in command else "opencode"
     model_id = _s(model.get("id"), "unknown")
-    row = _base(
-        _v1_slug(data, path),
-        agent,
-        _s(model.get("label"), model_id),
-        model_id,
-        _s(model.get("provider"), "unknown"),
-        path,
-    )
+    row = _base(_v1_slug(data, path), agent, _s(model.get("label"), model_id), model_id,
+                _s(model.get("provider"), "unknown"), path)
     row.status, row.status_reason = _v1_status(data, phases)
     row.infra = row.status == "infra_error"
     row.failure_class = "infra" if row.infra else "none"
@@ -193,8 +168,7 @@ def import_claude_code(data: dict[str, Any], path: Path) -> TrialRow:
     for per_model in _d(data.get("model_usage")).values():
         m = _d(per_model)
         usage = usage + Usage(
-            input_tokens=_int(m.get("inputTokens")),
-            output_tokens=_int(m.get("outputTokens")),
+            input_tokens=_int(m.get("inputTokens")), output_tokens=_int(m.get("outputTokens")),
             cache_read_tokens=_int(m.get("cacheReadInputTokens")),
             cache_write_tokens=_int(m.get("cacheCreationInputTokens")),
         )
@@ -203,9 +177,8 @@ def import_claude_code(data: dict[str, Any], path: Path) -> TrialRow:
     row.cost_usd = _num(cost) if isinstance(cost, int | float) else None
     counts = _d(data.get("subagent_invocation_counts"))
     invocations = data.get("subagent_invocations")
-    row.delegations = sum(_int(v) for v in counts.values()) or (
-        len(invocations) if isinstance(invocations, list) else 0
-    )
+    row.delegations = sum(_int(v) for v in counts.values()) or (len(invocations) if isinstance(invocations, list)
+                                                                  else 0)
     _flag_zero_tokens(row)
     return row
 

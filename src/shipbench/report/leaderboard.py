@@ -157,8 +157,7 @@ def _tokens(rows: list[TrialRow]) -> TokenSummary:
     if not rows:
         return TokenSummary()
     return TokenSummary(
-        input=fmean(r.usage.input_tokens for r in rows),
-        output=fmean(r.usage.output_tokens for r in rows),
+        input=fmean(r.usage.input_tokens for r in rows), output=fmean(r.usage.output_tokens for r in rows),
         cache_read=fmean(r.usage.cache_read_tokens for r in rows),
         cache_write=fmean(r.usage.cache_write_tokens for r in rows),
         reliable=all(r.tokens_reliable for r in rows),
@@ -199,28 +198,15 @@ def aggregate_config(rows: list[TrialRow], *, level: float, resamples: int, seed
     costs = [r.cost_usd for r in counted if r.cost_usd is not None]
     cost = fmean(costs) if costs and len(costs) == len(counted) else None
     row = ConfigRow(
-        key=first.config_key,
-        task=first.task,
-        agent=first.agent,
-        model_id=first.model_id,
-        model=first.model,
-        provider=first.provider,
-        settings=first.settings,
-        imported=first.imported,
-        score=est,
-        tier=_tier_of(first.task, est.mean, tiers),
-        tier_counts=dict(sorted(tiers.items())),
-        dimensions=_dimensions(scored),
-        trials=len(rows),
-        scored=len(scored),
-        infra=sum(r.infra for r in rows),
-        unfinished=sum(not r.finished and not r.infra for r in rows),
+        key=first.config_key, task=first.task, agent=first.agent, model_id=first.model_id, model=first.model,
+        provider=first.provider, settings=first.settings, imported=first.imported, score=est,
+        tier=_tier_of(first.task, est.mean, tiers), tier_counts=dict(sorted(tiers.items())),
+        dimensions=_dimensions(scored), trials=len(rows), scored=len(scored),
+        infra=sum(r.infra for r in rows), unfinished=sum(not r.finished and not r.infra for r in rows),
         status_counts=dict(sorted(status.items())),
         status_share={s: c / len(counted) for s, c in sorted(status.items())},
-        api=_api(counted),
-        median_wall_s=median(r.wall_s for r in counted) if counted else None,
-        tokens=_tokens(counted),
-        cost_per_trial=cost,
+        api=_api(counted), median_wall_s=median(r.wall_s for r in counted) if counted else None,
+        tokens=_tokens(counted), cost_per_trial=cost,
         cost_per_point=cost / est.mean if cost is not None and est.mean else None,
         delegations=sum(r.delegations for r in counted),
         delegations_per_trial=fmean(r.delegations for r in counted) if counted else 0.0,
@@ -260,17 +246,16 @@ def _sort_key(row: ConfigRow) -> tuple[float, float, str]:
     return (-mean, cost, row.key)
 
 
-def _rank_task(rows: list[ConfigRow], trials: dict[str, list[TrialRow]], board: Leaderboard) -> None:
+def _rank_task(
+    rows: list[ConfigRow], trials: dict[str, list[TrialRow]], board: Leaderboard
+) -> None:
     ranked = [r for r in rows if r.score.mean is not None]
     ranked.sort(key=_sort_key)
-    groups = {
-        r.key: [t.score for t in trials[r.key] if t.score is not None and t.finished and not t.infra] for r in ranked
-    }
+    groups = {r.key: [t.score for t in trials[r.key] if t.score is not None and t.finished and not t.infra]
+              for r in ranked}
     intervals = rank_intervals(
         {k: [v for v in vals if v is not None] for k, vals in groups.items()},
-        level=board.level,
-        resamples=board.resamples,
-        seed=board.seed,
+        level=board.level, resamples=board.resamples, seed=board.seed,
     )
     for i, row in enumerate(ranked):
         row.rank = 1 + sum(1 for other in ranked if (other.score.mean or 0) > (row.score.mean or 0) + 1e-9)
@@ -280,13 +265,8 @@ def _rank_task(rows: list[ConfigRow], trials: dict[str, list[TrialRow]], board: 
             nxt = ranked[i + 1]
             row.separable_from_next = not intervals_overlap(row.score, nxt.score)
             row.comparison_with_next = paired_comparison(
-                row.key,
-                pair_scores(trials[row.key]),
-                nxt.key,
-                pair_scores(trials[nxt.key]),
-                level=board.level,
-                resamples=board.resamples,
-                seed=board.seed,
+                row.key, pair_scores(trials[row.key]), nxt.key, pair_scores(trials[nxt.key]),
+                level=board.level, resamples=board.resamples, seed=board.seed,
             )
             if not row.separable_from_next:
                 board.no_clear_winner.append(_no_winner_sentence(row, nxt))
@@ -296,19 +276,13 @@ def _rank_task(rows: list[ConfigRow], trials: dict[str, list[TrialRow]], board: 
 
 def _no_winner_sentence(a: ConfigRow, b: ConfigRow) -> NoClearWinner:
     why = "intervals overlap" if a.score.has_interval and b.score.has_interval else "too few runs for an interval"
-    return NoClearWinner(
-        task=a.task, a=a.key, b=b.key, reason=why, sentence=f"No clear winner between {a.key} and {b.key} ({why})."
-    )
+    return NoClearWinner(task=a.task, a=a.key, b=b.key, reason=why,
+                         sentence=f"No clear winner between {a.key} and {b.key} ({why}).")
 
 
 def build_leaderboard(
-    trials: list[TrialRow],
-    *,
-    imported: list[TrialRow] | None = None,
-    skipped: list[SkippedTrial] | None = None,
-    level: float = DEFAULT_LEVEL,
-    resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
+    trials: list[TrialRow], *, imported: list[TrialRow] | None = None, skipped: list[SkippedTrial] | None = None,
+    level: float = DEFAULT_LEVEL, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
 ) -> Leaderboard:
     """The whole leaderboard: ranked rows, views, infra failures, imported history, skipped dirs."""
     board = Leaderboard(level=level, seed=seed, resamples=resamples, skipped=list(skipped or []))
@@ -324,18 +298,13 @@ def build_leaderboard(
         board.imported.append(aggregate_config(hist_rows, level=level, resamples=resamples, seed=seed))
     board.infra = [
         InfraTrial(trial_id=t.trial_id, key=t.config_key, status=t.status, reason=t.status_reason)
-        for t in native
-        if t.infra
+        for t in native if t.infra
     ]
     board.views = build_views(board.rows)
     board.totals = {
-        "trials": len(native),
-        "scored": sum(t.score is not None for t in native),
-        "infra": len(board.infra),
-        "unfinished": sum(not t.finished and not t.infra for t in native),
-        "imported": len(history),
-        "skipped": len(board.skipped),
-        "configurations": len(board.rows),
+        "trials": len(native), "scored": sum(t.score is not None for t in native),
+        "infra": len(board.infra), "unfinished": sum(not t.finished and not t.infra for t in native),
+        "imported": len(history), "skipped": len(board.skipped), "configurations": len(board.rows),
     }
     board.methods = _methods()
     return board
@@ -345,7 +314,8 @@ def _methods() -> dict[str, str]:
     return {
         "score_interval": "expanded percentile bootstrap of the mean over repeats (Hesterberg 2015); "
         "n=1: single run, no interval",
-        "rank_interval": "percentiles of each configuration's rank over a bootstrapped ranking (none for a single run)",
+        "rank_interval": "percentiles of each configuration's rank over a bootstrapped ranking "
+        "(none for a single run)",
         "separable": "adjacent rows are separable only when their score intervals do not overlap",
         "paired": "sign-flip permutation test over matching (task, repeat) pairs + bootstrap interval "
         "of the mean difference",

@@ -136,30 +136,14 @@ def row_from_record(record: TrialRecord, audit: AuditResult | None, path: Path |
     finished = record.status in FINISHED
     infra = _is_infra(record)
     row = TrialRow(
-        trial_id=record.trial_id,
-        suite=record.suite,
-        task=record.task,
-        agent=record.agent,
-        model_id=record.model_id,
-        model=record.model,
-        provider=record.provider,
-        repeat=record.repeat,
-        settings=settings,
-        config_key=config_key(record.agent, record.model_id, settings),
-        status=record.status,
-        status_reason=record.status_reason,
-        failure_class=record.failure_class,
-        finished=finished,
-        infra=infra,
-        wall_s=record.wall_s or sum(p.wall_s for p in record.phases),
-        usage=record.usage,
-        cost_usd=record.cost_usd,
-        llm_calls=sum(p.llm_calls for p in record.phases),
-        delegations=sum(p.delegations for p in record.phases),
-        path=str(path) if path else None,
-        record=record,
-        audit=audit,
-        audited=audit is not None,
+        trial_id=record.trial_id, suite=record.suite, task=record.task, agent=record.agent,
+        model_id=record.model_id, model=record.model, provider=record.provider, repeat=record.repeat,
+        settings=settings, config_key=config_key(record.agent, record.model_id, settings),
+        status=record.status, status_reason=record.status_reason, failure_class=record.failure_class,
+        finished=finished, infra=infra, wall_s=record.wall_s or sum(p.wall_s for p in record.phases),
+        usage=record.usage, cost_usd=record.cost_usd, llm_calls=sum(p.llm_calls for p in record.phases),
+        delegations=sum(p.delegations for p in record.phases), path=str(path) if path else None,
+        record=record, audit=audit, audited=audit is not None,
     )
     if audit is not None:
         row.dimensions = {d.id: float(d.score) for d in audit.dimensions}

@@ -104,13 +104,8 @@ def _comparisons(rows: list[ConfigRow]) -> list[str]:
     pairs = [r for r in rows if r.comparison_with_next is not None]
     if not pairs:
         return []
-    out = [
-        "",
-        "Paired comparisons of neighbours (same task and repeat numbers; diff = upper - lower):",
-        "",
-        "| Upper | Lower | Pairs | Mean diff (95% CI) | p (sign-flip) | Separable |",
-        "|---|---|---:|---|---:|:-:|",
-    ]
+    out = ["", "Paired comparisons of neighbours (same task and repeat numbers; diff = upper - lower):", "",
+           "| Upper | Lower | Pairs | Mean diff (95% CI) | p (sign-flip) | Separable |", "|---|---|---:|---|---:|:-:|"]
     for row in pairs:
         c = row.comparison_with_next
         assert c is not None
@@ -126,13 +121,8 @@ def _dimensions(rows: list[ConfigRow]) -> list[str]:
     dims = sorted({d for r in rows for d in r.dimensions})
     if not dims:
         return []
-    out = [
-        "",
-        "### Score by dimension (mean points)",
-        "",
-        "| Configuration | " + " | ".join(cell(d, 30) for d in dims) + " |",
-        "|---|" + "---:|" * len(dims),
-    ]
+    out = ["", "### Score by dimension (mean points)", "",
+           "| Configuration | " + " | ".join(cell(d, 30) for d in dims) + " |", "|---|" + "---:|" * len(dims)]
     for r in rows:
         vals = " | ".join(f"{r.dimensions[d]:.1f}" if d in r.dimensions else "–" for d in dims)
         out.append(f"| {cell(r.key)} | {vals} |")
@@ -146,20 +136,13 @@ def _group_tables(title: str, groups: list[Group], shared: str) -> list[str]:
     for g in groups:
         verdict = "no clear difference" if not g.separable else "a clear difference"
         spread = f"spread {g.spread:.1f} points, {verdict}" if g.spread is not None else "not enough scores"
-        out += [
-            "",
-            f"**{cell(g.by)}** ({cell(g.task, 40)}; {spread})",
-            "",
-            f"| {shared} | Score (95% CI) | Tier | Cost/trial | Median time |",
-            "|---|---|:-:|---:|---:|",
-        ]
+        out += ["", f"**{cell(g.by)}** ({cell(g.task, 40)}; {spread})", "",
+                f"| {shared} | Score (95% CI) | Tier | Cost/trial | Median time |", "|---|---|:-:|---:|---:|"]
         for e in g.entries:
             est = MeanEstimate(n=e.n, mean=e.score, low=e.low, high=e.high)
             label = e.agent if shared == "Agent" else e.model_id
-            out.append(
-                f"| {cell(label)} | {fmt_score(est)} | {cell(e.tier or '–', 8)} | {fmt_money(e.cost_per_trial)} "
-                f"| {fmt_duration(e.median_wall_s)} |"
-            )
+            out.append(f"| {cell(label)} | {fmt_score(est)} | {cell(e.tier or '–', 8)} | {fmt_money(e.cost_per_trial)} "
+                       f"| {fmt_duration(e.median_wall_s)} |")
     return out
 
 
@@ -181,23 +164,13 @@ def _views(board: Leaderboard) -> list[str]:
     out += _scatter("Cost vs score", v.cost_vs_score, "Cost/trial", money=True)
     out += _scatter("Time vs score", v.time_vs_score, "Median time", money=False)
     if v.tier_distribution:
-        out += [
-            "",
-            "### Tier distribution (trials)",
-            "",
-            "| Configuration | A | B | C | D |",
-            "|---|---:|---:|---:|---:|",
-        ]
+        out += ["", "### Tier distribution (trials)", "", "| Configuration | A | B | C | D |",
+                "|---|---:|---:|---:|---:|"]
         for t in v.tier_distribution:
             out.append(f"| {cell(t.key)} | " + " | ".join(str(t.counts.get(x, 0)) for x in TIERS) + " |")
     if v.delegations:
-        out += [
-            "",
-            "### Delegations to subagents",
-            "",
-            "| Configuration | Total | Per trial | Trials |",
-            "|---|---:|---:|---:|",
-        ]
+        out += ["", "### Delegations to subagents", "", "| Configuration | Total | Per trial | Trials |",
+                "|---|---:|---:|---:|"]
         for d in v.delegations:
             out.append(f"| {cell(d.key)} | {d.total} | {d.per_trial:.1f} | {d.trials} |")
     return out if len(out) > 2 else []
@@ -206,13 +179,8 @@ def _views(board: Leaderboard) -> list[str]:
 def _infra(board: Leaderboard) -> list[str]:
     if not board.infra:
         return []
-    out = [
-        "",
-        "## Infrastructure failures (reported apart, not scored)",
-        "",
-        "| Trial | Configuration | Status | Reason |",
-        "|---|---|---|---|",
-    ]
+    out = ["", "## Infrastructure failures (reported apart, not scored)", "",
+           "| Trial | Configuration | Status | Reason |", "|---|---|---|---|"]
     for t in board.infra:
         out.append(f"| {cell(t.trial_id)} | {cell(t.key)} | {cell(t.status, 30)} | {cell(t.reason, 160)} |")
     return out
@@ -221,23 +189,14 @@ def _infra(board: Leaderboard) -> list[str]:
 def _imported(board: Leaderboard) -> list[str]:
     if not board.imported:
         return []
-    out = [
-        "",
-        "## Imported history (reference harness: unaudited, not scored, not ranked)",
-        "",
-        "| Configuration | Runs | Status | Median time | Tokens in / out / cache | Cost/trial | Caveats |",
-        "|---|---:|---|---:|---|---:|---|",
-    ]
+    out = ["", "## Imported history (reference harness: unaudited, not scored, not ranked)", "",
+           "| Configuration | Runs | Status | Median time | Tokens in / out / cache | Cost/trial | Caveats |",
+           "|---|---:|---|---:|---|---:|---|"]
     for r in board.imported:
-        out.append(
-            f"| {cell(r.key)} | {r.trials} | {_status(r)} | {fmt_duration(r.median_wall_s)} | {_tokens(r)} "
-            f"| {fmt_money(r.cost_per_trial)} | {cell('; '.join(r.notes) or '–', 200)} |"
-        )
-    out += [
-        "",
-        "Imported rows keep the reference harness's known defects as flags: v1 opencode tokens are the "
-        "last step only, v1 stores no cost, v2 Codex cost ignores cached tokens.",
-    ]
+        out.append(f"| {cell(r.key)} | {r.trials} | {_status(r)} | {fmt_duration(r.median_wall_s)} | {_tokens(r)} "
+                   f"| {fmt_money(r.cost_per_trial)} | {cell('; '.join(r.notes) or '–', 200)} |")
+    out += ["", "Imported rows keep the reference harness's known defects as flags: v1 opencode tokens are the "
+            "last step only, v1 stores no cost, v2 Codex cost ignores cached tokens."]
     return out
 
 
@@ -251,14 +210,11 @@ def _skipped(board: Leaderboard) -> list[str]:
 
 def render_markdown(board: Leaderboard) -> str:
     t = board.totals
-    out = [
-        "# shipbench leaderboard",
-        "",
-        f"{t.get('trials', 0)} trials ({t.get('scored', 0)} scored, {t.get('infra', 0)} infrastructure failures "
-        f"reported apart, {t.get('unfinished', 0)} unfinished), {t.get('configurations', 0)} configurations. "
-        f"Scores are means over repeats with {board.level:.0%} bootstrap intervals; "
-        "≈ marks a row not separable from the one above.",
-    ]
+    out = ["# shipbench leaderboard", "",
+           f"{t.get('trials', 0)} trials ({t.get('scored', 0)} scored, {t.get('infra', 0)} infrastructure failures "
+           f"reported apart, {t.get('unfinished', 0)} unfinished), {t.get('configurations', 0)} configurations. "
+           f"Scores are means over repeats with {board.level:.0%} bootstrap intervals; "
+           "≈ marks a row not separable from the one above."]
     for task in board.tasks:
         rows = [r for r in board.rows if r.task == task]
         out += ["", f"## Task: {cell(task, 60)}", "", *_ranked_table(rows)]

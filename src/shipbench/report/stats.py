@@ -135,12 +135,8 @@ def bootstrap_means(values: Sequence[float], resamples: int, rng: random.Random)
 
 
 def mean_interval(
-    values: Sequence[float],
-    *,
-    label: str = "",
-    level: float = DEFAULT_LEVEL,
-    resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
+    values: Sequence[float], *, label: str = "", level: float = DEFAULT_LEVEL,
+    resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
 ) -> MeanEstimate:
     """Mean and expanded percentile bootstrap interval; n=1 gets no interval, n=0 no mean."""
     n = len(values)
@@ -164,11 +160,8 @@ def intervals_overlap(a: MeanEstimate, b: MeanEstimate) -> bool:
 
 
 def rank_intervals(
-    groups: Mapping[str, Sequence[float]],
-    *,
-    level: float = DEFAULT_LEVEL,
-    resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
+    groups: Mapping[str, Sequence[float]], *, level: float = DEFAULT_LEVEL,
+    resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
 ) -> dict[str, tuple[int, int]]:
     """Percentile interval of each configuration's rank (1 = best) under the bootstrapped ranking."""
     keys = sorted(k for k, v in groups.items() if v)
@@ -212,7 +205,7 @@ def sign_flip_p(diffs: Sequence[float], rng: random.Random, resamples: int = _PE
         return sum(1 for s in every if abs(total - 2 * s) >= observed - _EPS) / len(every)
     # Monte Carlo: one random bit per pair says "flip"; flipped sums come from per-chunk subset-sum tables.
     total = math.fsum(diffs)
-    chunks = [_subset_sums(diffs[i : i + _CHUNK]) for i in range(0, n, _CHUNK)]
+    chunks = [_subset_sums(diffs[i: i + _CHUNK]) for i in range(0, n, _CHUNK)]
     mask = (1 << _CHUNK) - 1
     hits = 0
     for _ in range(resamples):
@@ -234,14 +227,8 @@ def _subset_sums(values: Sequence[float]) -> list[float]:
 
 
 def paired_comparison(
-    a_name: str,
-    a: Mapping[object, float],
-    b_name: str,
-    b: Mapping[object, float],
-    *,
-    level: float = DEFAULT_LEVEL,
-    resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
+    a_name: str, a: Mapping[object, float], b_name: str, b: Mapping[object, float], *,
+    level: float = DEFAULT_LEVEL, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
 ) -> PairedComparison:
     """Compare A and B over the keys (e.g. (task, repeat)) both have."""
     keys = sorted((k for k in a if k in b), key=repr)

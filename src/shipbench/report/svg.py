@@ -70,22 +70,11 @@ def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: object) 
 
 
 def _root(title: str, width: int = W, height: int = H) -> ET.Element:
-    root = ET.Element(
-        "svg",
-        _attrs(
-            {
-                "xmlns": SVG_NS,
-                "viewBox": f"0 0 {width} {height}",
-                "width": width,
-                "height": height,
-                "role": "img",
-                "aria_label": one_line(title, 100),
-                "class": "chart",
-                "font_family": "sans-serif",
-                "font_size": 11,
-            }
-        ),
-    )
+    root = ET.Element("svg", _attrs({
+        "xmlns": SVG_NS, "viewBox": f"0 0 {width} {height}", "width": width, "height": height,
+        "role": "img", "aria_label": one_line(title, 100), "class": "chart", "font_family": "sans-serif",
+        "font_size": 11,
+    }))
     _el(root, "title", one_line(title, 100))
     return root
 
@@ -148,15 +137,8 @@ def _fmt_tick(v: float) -> str:
     return f"{v:g}" if abs(v) < 1e5 else f"{v:.2g}"
 
 
-def _axes(
-    root: ET.Element,
-    xt: list[float],
-    yt: list[float],
-    sx: Callable[[float], float],
-    sy: Callable[[float], float],
-    x_label: str,
-    y_label: str,
-) -> None:
+def _axes(root: ET.Element, xt: list[float], yt: list[float], sx: Callable[[float], float],
+          sy: Callable[[float], float], x_label: str, y_label: str) -> None:
     grid = _el(root, "g", stroke="#ddd", stroke_width=1)
     for v in yt:
         _el(grid, "line", x1=LEFT, x2=W - RIGHT, y1=sy(v), y2=sy(v))
@@ -165,15 +147,8 @@ def _axes(
         _el(grid, "line", x1=sx(v), x2=sx(v), y1=TOP, y2=H - BOTTOM)
         _el(root, "text", _fmt_tick(v), x=sx(v), y=H - BOTTOM + 16, text_anchor="middle", fill="#444")
     _el(root, "text", one_line(x_label, 60), x=(LEFT + W - RIGHT) / 2, y=H - 8.0, text_anchor="middle")
-    _el(
-        root,
-        "text",
-        one_line(y_label, 40),
-        x=14,
-        y=(TOP + H - BOTTOM) / 2,
-        text_anchor="middle",
-        transform=f"rotate(-90 14 {(TOP + H - BOTTOM) / 2:.1f})",
-    )
+    _el(root, "text", one_line(y_label, 40), x=14, y=(TOP + H - BOTTOM) / 2, text_anchor="middle",
+        transform=f"rotate(-90 14 {(TOP + H - BOTTOM) / 2:.1f})")
 
 
 def _legend(root: ET.Element, groups: list[str]) -> None:
@@ -187,9 +162,8 @@ def _legend(root: ET.Element, groups: list[str]) -> None:
         _el(root, "text", f"+{len(groups) - len(PALETTE)} more (colours repeat)", x=x, y=18.0, fill="#666")
 
 
-def scatter(
-    points: Sequence[Point], title: str, x_label: str, y_label: str, *, front: bool = False, y_max: float = 100.0
-) -> str:
+def scatter(points: Sequence[Point], title: str, x_label: str, y_label: str, *, front: bool = False,
+            y_max: float = 100.0) -> str:
     """Scatter of configurations; with `front`, the Pareto front (low x, high y) drawn as a line.
 
     With more than MAX_LABELS points only front points are labelled, so labels stay readable.
@@ -200,29 +174,18 @@ def scatter(
     root = _root(title)
     xt = _x_range([p.x for p in pts])
     yt = nice_ticks(max(y_max, max(p.y for p in pts)))
-
     def sx(v: float) -> float:
         return LEFT + (W - LEFT - RIGHT) * (v - xt[0]) / (xt[-1] - xt[0])
-
     def sy(v: float) -> float:
         return H - BOTTOM - (H - TOP - BOTTOM) * v / yt[-1]
-
     _axes(root, xt, yt, sx, sy, x_label, y_label)
     groups = sorted({p.group for p in pts})
     fr = pareto_front(pts)
     labelled = set(map(id, pts if len(pts) <= MAX_LABELS else fr))
     if front:
         coords = " ".join(f"{sx(p.x):.1f},{sy(p.y):.1f}" for p in fr)
-        _el(
-            root,
-            "polyline",
-            points=coords,
-            fill="none",
-            stroke="#333",
-            stroke_width=1.5,
-            stroke_dasharray="5 3",
-            class_="pareto",
-        )
+        _el(root, "polyline", points=coords, fill="none", stroke="#333", stroke_width=1.5, stroke_dasharray="5 3",
+            class_="pareto")
     marks = _el(root, "g", class_="points")
     for p in pts:
         color = PALETTE[groups.index(p.group) % len(PALETTE)]
@@ -231,16 +194,8 @@ def scatter(
         if id(p) not in labelled:
             continue
         right = sx(p.x) > W * 0.62
-        _el(
-            marks,
-            "text",
-            one_line(p.label, 28),
-            x=sx(p.x) + (-7 if right else 7),
-            y=sy(p.y) - 6,
-            fill="#333",
-            font_size=10,
-            text_anchor="end" if right else "start",
-        )
+        _el(marks, "text", one_line(p.label, 28), x=sx(p.x) + (-7 if right else 7), y=sy(p.y) - 6, fill="#333",
+            font_size=10, text_anchor="end" if right else "start")
     if len(groups) > 1 or groups[0]:
         _legend(root, groups)
     return _done(root)
@@ -253,10 +208,8 @@ def intervals(items: Sequence[Interval], title: str = "Score with 95% interval")
     row_h, label_w = 22, 210
     height = TOP + BOTTOM + row_h * len(items)
     root = _root(title, W, height)
-
     def sx(v: float) -> float:
         return label_w + (W - label_w - RIGHT) * max(0.0, min(100.0, v)) / 100.0
-
     for v in range(0, 101, 20):
         _el(root, "line", x1=sx(v), x2=sx(v), y1=TOP - 6, y2=height - BOTTOM + 4, stroke="#ddd")
         _el(root, "text", str(v), x=sx(v), y=height - BOTTOM + 18, text_anchor="middle", fill="#444")
@@ -269,11 +222,8 @@ def intervals(items: Sequence[Interval], title: str = "Score with 95% interval")
             _el(bar, "line", x1=sx(item.low), x2=sx(item.low), y1=y - 5, y2=y + 5)
             _el(bar, "line", x1=sx(item.high), x2=sx(item.high), y1=y - 5, y2=y + 5)
         dot = _el(root, "circle", cx=sx(item.mean), cy=y, r=4.5, fill="#000")
-        span = (
-            "single run: no interval"
-            if item.low is None or item.high is None
-            else (f"95% CI {item.low:.1f}–{item.high:.1f}")
-        )
+        span = "single run: no interval" if item.low is None or item.high is None else (
+            f"95% CI {item.low:.1f}–{item.high:.1f}")
         _el(dot, "title", f"{one_line(item.label, 80)}: mean {item.mean:.1f}, {span}")
     return _done(root)
 
@@ -317,10 +267,8 @@ def timeline(spans: Sequence[Span], title: str = "Phase timeline") -> str:
     height = TOP + BOTTOM + row_h * len(spans)
     root = _root(title, W, height)
     ticks = nice_ticks(max(s.end for s in spans) or 1.0)
-
     def sx(v: float) -> float:
         return label_w + (W - label_w - RIGHT) * v / ticks[-1]
-
     for v in ticks:
         _el(root, "line", x1=sx(v), x2=sx(v), y1=TOP - 6, y2=height - BOTTOM + 4, stroke="#ddd")
         _el(root, "text", f"{_fmt_tick(v)} s", x=sx(v), y=height - BOTTOM + 18, text_anchor="middle", fill="#444")
@@ -328,15 +276,7 @@ def timeline(spans: Sequence[Span], title: str = "Phase timeline") -> str:
         y = TOP + row_h * i + 3
         color = "#0072B2" if s.status in STATUS_OK else "#D55E00"
         _el(root, "text", one_line(s.label, 20), x=label_w - 8, y=y + 13, text_anchor="end", fill="#222")
-        rect = _el(
-            root,
-            "rect",
-            x=sx(s.start),
-            y=float(y),
-            width=max(1.0, sx(s.end) - sx(s.start)),
-            height=row_h - 6,
-            fill=color,
-            class_="phase",
-        )
+        rect = _el(root, "rect", x=sx(s.start), y=float(y), width=max(1.0, sx(s.end) - sx(s.start)),
+                   height=row_h - 6, fill=color, class_="phase")
         _el(rect, "title", f"{one_line(s.label, 60)}: {s.end - s.start:.1f} s, {one_line(s.status, 30)}")
     return _done(root)

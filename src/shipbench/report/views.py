@@ -78,16 +78,8 @@ class Views(_M):
 
 def _entry(row: ConfigRow) -> ViewEntry:
     return ViewEntry(
-        key=row.key,
-        agent=row.agent,
-        model_id=row.model_id,
-        model=row.model,
-        n=row.score.n,
-        score=row.score.mean,
-        low=row.score.low,
-        high=row.score.high,
-        tier=row.tier,
-        cost_per_trial=row.cost_per_trial,
+        key=row.key, agent=row.agent, model_id=row.model_id, model=row.model, n=row.score.n, score=row.score.mean,
+        low=row.score.low, high=row.score.high, tier=row.tier, cost_per_trial=row.cost_per_trial,
         median_wall_s=row.median_wall_s,
     )
 
@@ -108,7 +100,9 @@ def _groups(
         if len(scored) >= 2:
             best, worst = scored[0], scored[-1]
             group.spread = (best.score or 0.0) - (worst.score or 0.0)
-            group.separable = best.low is not None and worst.high is not None and best.low > worst.high
+            group.separable = (
+                best.low is not None and worst.high is not None and best.low > worst.high
+            )
         out.append(group)
     return out
 
@@ -117,7 +111,9 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
     """For (x to minimise, y to maximise) points: True where no other point dominates."""
     flags: list[bool] = []
     for i, (x, y) in enumerate(points):
-        dominated = any(ox <= x and oy >= y and (ox < x or oy > y) for j, (ox, oy) in enumerate(points) if j != i)
+        dominated = any(
+            ox <= x and oy >= y and (ox < x or oy > y) for j, (ox, oy) in enumerate(points) if j != i
+        )
         flags.append(not dominated)
     return flags
 
@@ -143,14 +139,8 @@ def build_views(rows: Sequence[ConfigRow]) -> Views:
         time_vs_score=_scatter(rows, lambda r: r.median_wall_s),
         tier_distribution=[TierRow(key=r.key, task=r.task, counts=r.tier_counts) for r in rows if r.tier_counts],
         delegations=[
-            DelegationRow(
-                key=r.key,
-                task=r.task,
-                total=r.delegations,
-                per_trial=r.delegations_per_trial,
-                trials=r.trials - r.infra,
-            )
-            for r in rows
-            if r.delegations or "subagents=" in r.settings
+            DelegationRow(key=r.key, task=r.task, total=r.delegations, per_trial=r.delegations_per_trial,
+                          trials=r.trials - r.infra)
+            for r in rows if r.delegations or "subagents=" in r.settings
         ],
     )

@@ -57,38 +57,26 @@ def run_command(
     """Run or resume the suite with a progress display; print the summary; return the exit code."""
     replay = any(m.provider == "replay" for m in config.models)
     label = " (REPLAY run: scripted upstream, not a real model)" if replay else ""
-    console.print(
-        f"shipbench run: suite {config.name!r} task {config.task!r} -> {out / config.name}{label}", highlight=False
-    )
+    console.print(f"shipbench run: suite {config.name!r} task {config.task!r} -> {out / config.name}{label}",
+                  highlight=False)
     progress = make_progress(console)
     live = progress if isinstance(progress, LiveProgress) else contextlib.nullcontext()
     with live:
         records = asyncio.run(
-            run_suite(
-                config,
-                out=out,
-                only_agent=only_agent,
-                only_model=only_model,
-                repeats_override=repeats,
-                jobs_override=jobs,
-                force=force,
-                console=console,
-                progress=progress,
-                gem_sources=gem_sources,
-            )
+            run_suite(config, out=out, only_agent=only_agent, only_model=only_model, repeats_override=repeats,
+                      jobs_override=jobs, force=force, console=console, progress=progress,
+                      gem_sources=gem_sources)
         )
     console.print(summary_table(records, f"{config.name}: {len(records)} trials{label}"))
     interrupted = [r.trial_id for r in records if r.status in ("running", "pending")]
     if interrupted:
-        console.print(
-            f"interrupted: {len(interrupted)} trials unfinished; run the same command again to resume", highlight=False
-        )
+        console.print(f"interrupted: {len(interrupted)} trials unfinished; run the same command again to resume",
+                      highlight=False)
     infra = [r for r in records if r.status == "infra_error"]
     for r in infra:
         console.print(f"infra_error (not scored): {r.trial_id}: {r.status_reason}", highlight=False, markup=False)
-    console.print(
-        f"results: {SuitePaths(out / config.name).root} (index.sqlite, one directory per trial)", highlight=False
-    )
+    console.print(f"results: {SuitePaths(out / config.name).root} (index.sqlite, one directory per trial)",
+                  highlight=False)
     return exit_code(records)
 
 

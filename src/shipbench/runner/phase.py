@@ -64,21 +64,12 @@ async def run_phase(plan: TrialPlan, env: RunEnv, phase: PhasePlan, ctx: PhaseCo
     paths.phase_dir(phase.n).mkdir(parents=True, exist_ok=True)
     prompt = plan.prompt(phase)
     rec = PhaseRecord(
-        n=phase.n,
-        id=phase.id,
-        status="running",
-        started_at=now(),
-        prompt_sha256=hashlib.sha256(prompt.encode()).hexdigest(),
-        continued_session=ctx.continue_session,
+        n=phase.n, id=phase.id, status="running", started_at=now(),
+        prompt_sha256=hashlib.sha256(prompt.encode()).hexdigest(), continued_session=ctx.continue_session,
     )
     lease = env.proxy.open_lease(
-        trial_id=plan.trial_id,
-        phase=phase.n,
-        upstream=ctx.upstream,
-        budget=plan.suite.budget,
-        calls_path=paths.llm_calls(phase.n),
-        spent=ctx.spent,
-        spent_usd=ctx.spent_usd,
+        trial_id=plan.trial_id, phase=phase.n, upstream=ctx.upstream, budget=plan.suite.budget,
+        calls_path=paths.llm_calls(phase.n), spent=ctx.spent, spent_usd=ctx.spent_usd,
     )
     ctx.redactor.add(lease.token)
     t0 = time.monotonic()
@@ -86,15 +77,9 @@ async def run_phase(plan: TrialPlan, env: RunEnv, phase: PhasePlan, ctx: PhaseCo
     stop = _Stop(asyncio.Event())
     try:
         request = InvocationRequest(
-            binary=ctx.binary,
-            workspace=paths.workspace,
-            home=paths.home,
-            prompt=prompt,
-            model=plan.model.model,
-            base_url=env.proxy_url,
-            token=lease.token,
-            session_id=ctx.continue_session,
-            subagents=plan.subagents(),
+            binary=ctx.binary, workspace=paths.workspace, home=paths.home, prompt=prompt,
+            model=plan.model.model, base_url=env.proxy_url, token=lease.token,
+            session_id=ctx.continue_session, subagents=plan.subagents(),
         )
         invocation = ctx.adapter.invocation(request)
         result = await _supervise(plan, env, phase, ctx, lease, invocation, summary=summary, stop=stop, t0=t0)
@@ -110,31 +95,17 @@ async def run_phase(plan: TrialPlan, env: RunEnv, phase: PhasePlan, ctx: PhaseCo
     budget_reason = lease.budget_reason if lease.budget_exceeded.is_set() else None
     rec.watchdog = _watchdog_events(stop, result, summary, budget_reason)
     status, reason, failure = phase_status(
-        result,
-        terminal=summary.terminal,
-        verdict=stop.verdict,
-        budget_reason=budget_reason,
-        provider_errors=lease.provider_errors,
-        last_error_class=lease.last_error_class,
-        error_events=summary.error_events,
-        infra_error=None,
-        llm_calls=lease.calls,
+        result, terminal=summary.terminal, verdict=stop.verdict, budget_reason=budget_reason,
+        provider_errors=lease.provider_errors, last_error_class=lease.last_error_class,
+        error_events=summary.error_events, infra_error=None, llm_calls=lease.calls,
     )
     rec.status, rec.status_reason = status, reason
     return PhaseOutcome(rec, failure)
 
 
 async def _supervise(
-    plan: TrialPlan,
-    env: RunEnv,
-    phase: PhasePlan,
-    ctx: PhaseContext,
-    lease: Lease,
-    invocation: Invocation,
-    *,
-    summary: StreamSummary,
-    stop: _Stop,
-    t0: float,
+    plan: TrialPlan, env: RunEnv, phase: PhasePlan, ctx: PhaseContext, lease: Lease, invocation: Invocation, *,
+    summary: StreamSummary, stop: _Stop, t0: float,
 ) -> ProcessResult:
     paths = plan.paths
     watchdog = Watchdog(plan.suite.limits)
@@ -152,12 +123,8 @@ async def _supervise(
         try:
             return await run_process(
                 invocation,
-                cwd=paths.workspace,
-                marker=plan.marker(phase.n),
-                limits=plan.suite.limits,
-                on_stdout_line=on_line,
-                stderr_path=paths.stderr(phase.n),
-                stop=stop.event,
+                cwd=paths.workspace, marker=plan.marker(phase.n), limits=plan.suite.limits,
+                on_stdout_line=on_line, stderr_path=paths.stderr(phase.n), stop=stop.event,
             )
         finally:
             monitor.cancel()
@@ -166,12 +133,7 @@ async def _supervise(
 
 
 async def _monitor(
-    plan: TrialPlan,
-    env: RunEnv,
-    lease: Lease,
-    watchdog: Watchdog,
-    activity: WorkspaceActivity,
-    stop: _Stop,
+    plan: TrialPlan, env: RunEnv, lease: Lease, watchdog: Watchdog, activity: WorkspaceActivity, stop: _Stop,
     t0: float,
 ) -> None:
     """Every monitor interval: workspace activity, proxy tokens, budget, watchdog; shutdown at once."""

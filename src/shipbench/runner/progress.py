@@ -97,26 +97,13 @@ class LiveProgress(LineProgress):
 
     def table(self) -> Table:
         table = Table(title="shipbench run", title_justify="left", expand=False)
-        for name, justify in (
-            ("trial", "left"),
-            ("phase", "left"),
-            ("elapsed", "right"),
-            ("tokens in/out", "right"),
-            ("cost $", "right"),
-            ("last tool", "left"),
-            ("status", "left"),
-        ):
+        for name, justify in (("trial", "left"), ("phase", "left"), ("elapsed", "right"),
+                              ("tokens in/out", "right"), ("cost $", "right"), ("last tool", "left"),
+                              ("status", "left")):
             table.add_column(name, justify=justify)  # type: ignore[arg-type]
         for row in self.rows.values():
-            table.add_row(
-                row.trial_id,
-                row.phase,
-                f"{row.elapsed():.0f}s",
-                _tokens(row.usage),
-                f"{row.cost_usd:.4f}",
-                row.last_tool,
-                row.status,
-            )
+            table.add_row(row.trial_id, row.phase, f"{row.elapsed():.0f}s", _tokens(row.usage),
+                          f"{row.cost_usd:.4f}", row.last_tool, row.status)
         return table
 
 
@@ -131,14 +118,9 @@ def summary_table(records: list[TrialRecord], title: str = "shipbench results") 
     for r in records:
         u = r.usage
         table.add_row(
-            r.trial_id,
-            r.status + (" (infra)" if r.failure_class == "infra" else ""),
-            "-" if r.audit_score is None else str(r.audit_score),
-            r.audit_tier or "-",
-            f"{r.wall_s:.1f}",
-            str(u.input_tokens),
-            str(u.output_tokens),
-            f"{u.cache_read_tokens}/{u.cache_write_tokens}",
+            r.trial_id, r.status + (" (infra)" if r.failure_class == "infra" else ""),
+            "-" if r.audit_score is None else str(r.audit_score), r.audit_tier or "-", f"{r.wall_s:.1f}",
+            str(u.input_tokens), str(u.output_tokens), f"{u.cache_read_tokens}/{u.cache_write_tokens}",
             f"{r.cost_usd:.4f}",
         )
     return table

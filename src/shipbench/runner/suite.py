@@ -64,9 +64,8 @@ async def run_suite(
         raise ConfigError(str(exc)) from exc
     check_pairs(config)
     suite_paths = SuitePaths(out / config.name)
-    plans = expand_plans(
-        config, task, suite_paths, only_agent=only_agent, only_model=only_model, repeats=repeats_override, force=force
-    )
+    plans = expand_plans(config, task, suite_paths, only_agent=only_agent, only_model=only_model,
+                         repeats=repeats_override, force=force)
     unknown = sorted((force or set()) - {p.trial_id for p in plans})
     if unknown:
         raise ConfigError(f"--force: no such trial in this run: {', '.join(unknown)}")
@@ -76,15 +75,11 @@ async def run_suite(
     proxy_url = await proxy.start()
     try:
         env = RunEnv(
-            proxy=proxy,
-            proxy_url=proxy_url,
-            limiters=Limiters.for_suite(config, jobs_override or config.jobs),
+            proxy=proxy, proxy_url=proxy_url, limiters=Limiters.for_suite(config, jobs_override or config.jobs),
             replay_urls=await _start_replays(plans, trajectories, replays),
             environ=os.environ if environ is None else environ,
-            progress=progress or (LineProgress(console) if console else NullProgress()),
-            gem_sources=gem_sources or {},
-            monitor_interval_s=monitor_interval_s,
-            shutdown=shutdown or asyncio.Event(),
+            progress=progress or (LineProgress(console) if console else NullProgress()), gem_sources=gem_sources or {},
+            monitor_interval_s=monitor_interval_s, shutdown=shutdown or asyncio.Event(),
         )
         return await _run_all(plans, env, suite_paths, handle_signals)
     finally:

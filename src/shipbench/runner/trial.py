@@ -89,19 +89,10 @@ async def run_trial(plan: TrialPlan, env: RunEnv) -> TrialRecord:
 def new_record(plan: TrialPlan) -> TrialRecord:
     stamp = now()
     return TrialRecord(
-        trial_id=plan.trial_id,
-        suite=plan.suite.name,
-        task=plan.task.id,
-        agent=plan.agent.name,
-        model_id=plan.model.id,
-        model=plan.model.model,
-        provider=plan.model.provider,
-        repeat=plan.repeat,
-        replay=plan.model.provider == "replay",
-        config=plan.config_snapshot(),
-        versions=Versions(shipbench=__version__, task=_task_version(plan)),
-        created_at=stamp,
-        updated_at=stamp,
+        trial_id=plan.trial_id, suite=plan.suite.name, task=plan.task.id, agent=plan.agent.name,
+        model_id=plan.model.id, model=plan.model.model, provider=plan.model.provider, repeat=plan.repeat,
+        replay=plan.model.provider == "replay", config=plan.config_snapshot(),
+        versions=Versions(shipbench=__version__, task=_task_version(plan)), created_at=stamp, updated_at=stamp,
     )
 
 
@@ -185,9 +176,8 @@ def _upstream(plan: TrialPlan, env: RunEnv, key: str | None) -> UpstreamTarget:
     headers: dict[str, str] = {}
     if model.provider == "replay" or base.startswith(LOCAL_HOSTS):  # never send local paths to a cloud
         headers["X-Shipbench-Workspace"] = str(plan.paths.workspace.resolve())
-    return UpstreamTarget(
-        provider=model.provider, base_url=base, api_key=key, pricing=model.pricing, extra_headers=headers
-    )
+    return UpstreamTarget(provider=model.provider, base_url=base, api_key=key, pricing=model.pricing,
+                          extra_headers=headers)
 
 
 async def _prepare_workspace(plan: TrialPlan, record: TrialRecord, finished: dict[str, PhaseRecord]) -> None:

@@ -38,13 +38,8 @@ def _git_env(workspace: Path, home: Path) -> dict[str, str]:
 
 async def git(workspace: Path, home: Path, *args: str, check: bool = True) -> str:
     proc = await asyncio.create_subprocess_exec(
-        "git",
-        *args,
-        cwd=workspace,
-        env=_git_env(workspace, home),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        "git", *args, cwd=workspace, env=_git_env(workspace, home),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, errb = await proc.communicate()
     if check and proc.returncode != 0:

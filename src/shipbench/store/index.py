@@ -45,28 +45,9 @@ CREATE TABLE IF NOT EXISTS trials (
 )
 """
 COLUMNS = (
-    "trial_id",
-    "suite",
-    "task",
-    "agent",
-    "model_id",
-    "model",
-    "provider",
-    "repeat",
-    "replay",
-    "status",
-    "failure_class",
-    "audit_score",
-    "audit_tier",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cost_usd",
-    "wall_s",
-    "agent_cli",
-    "updated_at",
-    "json",
+    "trial_id", "suite", "task", "agent", "model_id", "model", "provider", "repeat", "replay", "status",
+    "failure_class", "audit_score", "audit_tier", "input_tokens", "output_tokens", "cache_read_tokens",
+    "cache_write_tokens", "cost_usd", "wall_s", "agent_cli", "updated_at", "json",
 )
 _UPSERT = f"INSERT OR REPLACE INTO trials ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
@@ -87,27 +68,10 @@ def _connect(path: Path) -> sqlite3.Connection:
 def _row(record: TrialRecord) -> tuple[object, ...]:
     u = record.usage
     return (
-        record.trial_id,
-        record.suite,
-        record.task,
-        record.agent,
-        record.model_id,
-        record.model,
-        record.provider,
-        record.repeat,
-        int(record.replay),
-        record.status,
-        record.failure_class,
-        record.audit_score,
-        record.audit_tier,
-        u.input_tokens,
-        u.output_tokens,
-        u.cache_read_tokens,
-        u.cache_write_tokens,
-        record.cost_usd,
-        record.wall_s,
-        record.versions.agent_cli,
-        record.updated_at.isoformat(),
+        record.trial_id, record.suite, record.task, record.agent, record.model_id, record.model, record.provider,
+        record.repeat, int(record.replay), record.status, record.failure_class, record.audit_score,
+        record.audit_tier, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
+        record.cost_usd, record.wall_s, record.versions.agent_cli, record.updated_at.isoformat(),
         record.model_dump_json(),
     )
 

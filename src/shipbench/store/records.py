@@ -32,17 +32,8 @@ TrialStatus = Literal[
     "infra_error",
 ]
 FINISHED: frozenset[str] = frozenset(
-    {
-        "completed",
-        "completed_with_errors",
-        "timeout",
-        "stalled",
-        "loop",
-        "agent_crash",
-        "provider_error",
-        "budget_exceeded",
-        "infra_error",
-    }
+    {"completed", "completed_with_errors", "timeout", "stalled", "loop", "agent_crash", "provider_error",
+     "budget_exceeded", "infra_error"}
 )
 FailureClass = Literal["none", "model", "infra"]
 

@@ -220,7 +220,9 @@ def _parse(model: type[_M], path: Path) -> _M:
     try:
         return model.model_validate(_read_toml(path))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
         raise TaskPackError(f"{path}: {problems}") from exc
 
 

@@ -17,7 +17,9 @@ from shipbench.audit.files import ProjectFiles, SourceFile
 from shipbench.audit.ruby.parse import line_of, of_type, parse_ruby
 
 APPLICATION_RB = "config/application.rb"
-FRAMEWORK_REQUIRES = frozenset({"rails/all", "active_record/railtie", "action_mailer/railtie", "active_job/railtie"})
+FRAMEWORK_REQUIRES = frozenset(
+    {"rails/all", "active_record/railtie", "action_mailer/railtie", "active_job/railtie"}
+)
 MISE_FILES = ("mise.toml", ".mise.toml", ".config/mise.toml", "mise/config.toml", ".config/mise/config.toml")
 
 

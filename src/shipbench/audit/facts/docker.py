@@ -85,7 +85,9 @@ def find_dockerfile(files: ProjectFiles, roots: list[str]) -> str | None:
         variants = sorted(
             p
             for p in present
-            if p.startswith(prefix + "Dockerfile.") and "/" not in p[len(prefix) :] and not p.endswith(".dockerignore")
+            if p.startswith(prefix + "Dockerfile.")
+            and "/" not in p[len(prefix) :]
+            and not p.endswith(".dockerignore")
         )
         if variants:
             return variants[0]

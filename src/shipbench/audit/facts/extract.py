@@ -95,7 +95,9 @@ def _lockfile(files: ProjectFiles, facts: ProjectFacts, errors: list[str]) -> No
     facts.locked_versions = dict(sorted(parse_lockfile(read_text(source, errors)).items()))
 
 
-def _ruby_pin(files: ProjectFiles, facts: ProjectFacts, errors: list[str], gemfiles: dict[str, GemfileInfo]) -> None:
+def _ruby_pin(
+    files: ProjectFiles, facts: ProjectFacts, errors: list[str], gemfiles: dict[str, GemfileInfo]
+) -> None:
     info = gemfiles.get(facts.gemfile) if facts.gemfile is not None else None
     gemfile = (facts.gemfile, info) if facts.gemfile is not None and info is not None else None
     facts.ruby_version_pin = ruby_version_pin(files, _roots(facts), gemfile, errors)

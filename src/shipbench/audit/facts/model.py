@@ -56,7 +56,9 @@ class ProjectFacts(_Fact):
     gems: dict[str, GemDecl] = Field(default_factory=dict)
     gemfile_lock: str | None = None
     locked_versions: dict[str, str] = Field(default_factory=dict)
-    ruby_version_pin: str | None = Field(default=None, description="file that pins Ruby (.ruby-version, mise...)")
+    ruby_version_pin: str | None = Field(
+        default=None, description="file that pins Ruby (.ruby-version, mise...)"
+    )
 
     frameworks_loaded: list[Located] = Field(
         default_factory=list, description="active_record / action_mailer / active_job loads (detail names it)"

@@ -24,7 +24,9 @@ from shipbench.audit.facts.model import Located
 from shipbench.audit.files import ProjectFiles, SourceFile
 
 SCAN_MAX_BYTES = 200 * 1024
-LOCKFILES = frozenset({"Gemfile.lock", "gems.locked", "yarn.lock", "package-lock.json", "pnpm-lock.yaml", "bun.lock"})
+LOCKFILES = frozenset(
+    {"Gemfile.lock", "gems.locked", "yarn.lock", "package-lock.json", "pnpm-lock.yaml", "bun.lock"}
+)
 DETECT_SECRETS_PLUGINS = (
     "AWSKeyDetector",
     "ArtifactoryDetector",

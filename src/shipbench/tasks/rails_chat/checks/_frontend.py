@@ -113,7 +113,11 @@ def js_calls(parsed: ParsedSource, *names: str) -> Iterator[Node]:
 
 def js_fetch_calls(parsed: ParsedSource) -> list[Node]:
     """`fetch(...)`, `window.fetch(...)`, `globalThis.fetch(...)`."""
-    return [n for n in js_calls(parsed, "fetch") if js_callee(parsed, n)[0] in ("", "window", "globalThis", "self")]
+    return [
+        n
+        for n in js_calls(parsed, "fetch")
+        if js_callee(parsed, n)[0] in ("", "window", "globalThis", "self")
+    ]
 
 
 def _is_empty_string(parsed: ParsedSource, node: Node | None) -> bool:

@@ -15,7 +15,9 @@ from shipbench.audit.ruby.parse import Node, ParsedSource, line_of, of_type
 from shipbench.tasks.rails_chat.checks._common import app_ruby, method_name
 
 MODEL_NAME = re.compile(r"^@{0,2}([a-z0-9_]*_)?model(_id|_name|_slug)?$", re.IGNORECASE)
-ENV_LINE = re.compile(r"""^\s*-?\s*["']?(\w*MODEL\w*)["']?\s*[:=]\s*["']?([\w.:/@-]+)["']?\s*$""", re.IGNORECASE)
+ENV_LINE = re.compile(
+    r"""^\s*-?\s*["']?(\w*MODEL\w*)["']?\s*[:=]\s*["']?([\w.:/@-]+)["']?\s*$""", re.IGNORECASE
+)
 TEXT_CONFIG = re.compile(r"(^|/)(\.env[\w.-]*|[\w.-]*compose[\w.-]*\.ya?ml|config/[\w/.-]+\.ya?ml)$")
 SLUG_SHAPE = re.compile(r"[a-z][\w.]*[-/][\w.]", re.IGNORECASE)
 MAX_DEPTH = 4

@@ -120,7 +120,9 @@ def _production_load_problem(decl: GemDecl, explicitly_required: bool) -> str:
         # the production image bundles `--without development test`: an explicit require cannot help
         return f"is only in the {'/'.join(sorted(groups))} group(s)"
     if not in_production and not explicitly_required:
-        return f"is only in the {'/'.join(sorted(groups))} group(s), which Rails does not require in production"
+        return (
+            f"is only in the {'/'.join(sorted(groups))} group(s), which Rails does not require in production"
+        )
     if decl.require is False and not explicitly_required:
         return "has `require: false` and is never required explicitly"
     return ""
@@ -320,7 +322,9 @@ def check_controllers(ctx: AuditContext) -> Iterator[Hit]:
 
 def check_views(ctx: AuditContext) -> Iterator[Hit]:
     layouts = ctx.app_path("app/views/layouts/")
-    templates = [f for f in ctx.app_files("app/views") if not f.rel.startswith(layouts) and not f.name.startswith(".")]
+    templates = [
+        f for f in ctx.app_files("app/views") if not f.rel.startswith(layouts) and not f.name.startswith(".")
+    ]
     if not templates:
         yield Hit(
             "deliverables.views_missing",
@@ -330,7 +334,9 @@ def check_views(ctx: AuditContext) -> Iterator[Hit]:
 
 
 def _is_minitest_file(name: str) -> bool:
-    return name.endswith("_test.rb") or (name.startswith("test_") and name.endswith(".rb") and name != "test_helper.rb")
+    return name.endswith("_test.rb") or (
+        name.startswith("test_") and name.endswith(".rb") and name != "test_helper.rb"
+    )
 
 
 def check_tests_exist(ctx: AuditContext) -> Iterator[Hit]:
@@ -359,7 +365,11 @@ def _key_constants(sources: list[ParsedSource]) -> set[str]:
     for parsed in sources:
         for w in writes(parsed):
             value = w.value
-            is_key = value is not None and is_plain_string(value) and parsed.text(value).strip("'\"") == API_KEY_VAR
+            is_key = (
+                value is not None
+                and is_plain_string(value)
+                and parsed.text(value).strip("'\"") == API_KEY_VAR
+            )
             if w.kind == "assign" and w.target.type == "constant" and is_key:
                 names.add(parsed.text(w.target))
     return names
