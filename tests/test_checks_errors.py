@@ -242,3 +242,22 @@ def test_exception_text_shown_flashed_returned_as_the_reply_but_not_logged_or_re
     assert places(list(e.check_exception_message_shown(ctx))) == [("app/services/s.rb", 8)]
     friendly = svc.replace('    "Sorry: #{e.message}"\n', '    "The assistant is unavailable."\n')
     assert list(e.check_exception_message_shown(ctx_for(tmp_path / "ok", {"app/services/s.rb": friendly}))) == []
+
+
+def test_exception_text_in_a_result_field_counts_only_where_the_field_is_displayed(tmp_path: Path) -> None:
+    svc = (
+        "class S\n"
+        "  Result = Struct.new(:text, :error, keyword_init: true)\n"
+        "  def go(m)\n"
+        "    Result.new(text: RubyLLM.chat.ask(m).content)\n"
+        "  rescue RubyLLM::Error => e\n"
+        '    Result.new(text: "Unavailable, try again.", error: e.message)\n'  # 6
+        "  end\n"
+        "end\n"
+    )
+    flag_only = "<p class=\"<%= r.error.present? ? 'red' : '' %>\"><%= r.text %></p>\n"
+    ctx = ctx_for(tmp_path, {"app/services/s.rb": svc, "app/views/chats/_r.html.erb": flag_only})
+    assert list(e.check_exception_message_shown(ctx)) == []  # the error field only picks a colour
+    shown = "<p><%= r.text %></p><small><%= r.error %></small>\n"
+    ctx = ctx_for(tmp_path / "shown", {"app/services/s.rb": svc, "app/views/chats/_r.html.erb": shown})
+    assert places(list(e.check_exception_message_shown(ctx))) == [("app/services/s.rb", 6)]

@@ -87,11 +87,37 @@ def _shown(parsed: ParsedSource, node: Node, top: Node) -> bool:
     return False
 
 
-def _in_reply(parsed: ParsedSource, node: Node, returned: Node | None) -> bool:
-    """`node` is inside the value a rescue returns as the reply, outside any logging call."""
+def _in_reply(parsed: ParsedSource, node: Node, returned: Node | None, shown_fields: set[str]) -> bool:
+    """`node` is the value a rescue returns as the reply (a string, the text itself), or a field of a
+    returned result object that the app displays (`Result.new(error: e.message)` with `#{r.error}`
+    interpolated or printed somewhere), outside any logging call."""
     if returned is None or not returned.start_byte <= node.start_byte < returned.end_byte:
         return False
-    return not _logged(parsed, node, returned)
+    if _logged(parsed, node, returned):
+        return False
+    pair = node.parent
+    while pair is not None and pair != returned and pair.type != "pair":
+        pair = pair.parent
+    if pair is not None and pair.type == "pair":
+        key = pair.child_by_field_name("key")
+        return key is not None and parsed.text(key).strip(":\"'") in shown_fields
+    return returned.type in ("string", "identifier", "call", "interpolation", "assignment") or node == returned
+
+
+def displayed_fields(ctx: AuditContext) -> set[str]:
+    """Names read as `x.name` into text the user sees: interpolated into a string or printed by an ERB
+    output tag (a predicate `x.name?` is a flag, not text)."""
+    names: set[str] = set()
+    for parsed in app_ruby(ctx) + ctx.erb_sources("app"):
+        for call in of_type(parsed.root, "call"):
+            name = method_name(parsed, call)
+            if not name or name.endswith("?") or call.child_by_field_name("receiver") is None:
+                continue
+            parent = call.parent
+            printed = parsed.kind == "erb" and parent is not None and parent.type in ("program", "body_statement")
+            if printed or (parent is not None and parent.type == "interpolation"):
+                names.add(name)
+    return names
 
 
 def _returned_statement(rescue: Rescue) -> Node | None:
@@ -174,13 +200,14 @@ def shown_exception_texts(ctx: AuditContext, rescues: list[Rescue]) -> Iterator[
     """(file, expression) for each place a covering rescue shows the failure's own text to the user."""
     sources = app_ruby(ctx)
     defined = _app_classes(sources)
+    fields = displayed_fields(ctx)
     for rescue in rescues:
         var = exception_variable(rescue.parsed, rescue)
         if not var or rescue.body is None or _friendly(sources, defined, rescue):
             continue
         returned = _returned_statement(rescue)
         for node in _texts_of(rescue.parsed, rescue.body, var):
-            if _shown(rescue.parsed, node, rescue.body) or _in_reply(rescue.parsed, node, returned):
+            if _shown(rescue.parsed, node, rescue.body) or _in_reply(rescue.parsed, node, returned, fields):
                 yield rescue.parsed, node
         for other, body, param in _handed_to(rescue.parsed, rescue.body, var, sources):
             for node in _texts_of(other, body, param):
