@@ -298,3 +298,27 @@ def test_tap_and_then_yield_the_receiver_itself(project: Build) -> None:
     )
     assert at(report, 4, "Chat#user").verdict == "missing"
     assert at(report, 5, "Chat#with_instructions").verdict == "ok"
+
+
+def test_calls_on_an_injected_callables_result_are_typed_or_reported_unverifiable(project: Build) -> None:
+    svc = (
+        "class Reply\n"  # 1
+        "  def initialize(chat_builder: -> { RubyLLM.chat })\n"  # 2
+        "    @chat_builder = chat_builder\n"  # 3
+        "  end\n"  # 4
+        "  def call(text)\n"  # 5
+        "    chat = @chat_builder.call\n"  # 6
+        "    chat.with_instructionz('be brief')\n"  # 7: typed from the default lambda
+        "    chat.ask(text).content\n"  # 8
+        "  end\n"
+        "end\n"
+    )
+    report = verify(project, {"app/services/reply.rb": svc})
+    assert at(report, 7, "Chat#with_instructionz").verdict == "missing"
+    assert at(report, 8, "Chat#ask").verdict == "ok"
+    untyped = svc.replace("chat_builder: -> { RubyLLM.chat }", "chat_builder:")  # nothing says what it builds
+    report = verify(project, {"app/services/reply.rb": untyped, "app/services/x.rb": "class X\nend\n"})
+    assert at(report, 7, "(injected)#with_instructionz").verdict == "unverifiable"
+    passed = "class C\n  def go\n    Reply.new(chat_builder: -> { RubyLLM.chat }).call('x')\n  end\nend\n"
+    report = verify(project, {"app/services/reply.rb": untyped, "app/controllers/c.rb": passed})
+    assert at(report, 7, "Chat#with_instructionz").verdict == "missing"  # typed from what the caller passes

@@ -129,6 +129,8 @@ class FileTypes:
 
     def called_type(self, rtype: RType) -> RType | None:
         """What calling a callable returns: the type of its body's last expression, in its own file."""
+        if rtype.name == UNTYPED_CALLABLE:
+            return RType.opaque(UNTYPED_RESULT)
         found = self._callables.get(rtype.name)
         if found is None:
             return None
@@ -274,7 +276,9 @@ class FileTypes:
         klass = enclosing_class(scope)
         cname = self.parsed.text(klass.child_by_field_name("name") or klass).rsplit("::", 1)[-1] if klass else ""
         found = self.injected.get((cname, name))
-        return self.callable(*found) if found is not None else None
+        if found is not None:
+            return self.callable(*found)
+        return RType("callable", UNTYPED_CALLABLE)  # called below, it yields a value nothing can type
 
     def _ivar_type(self, node: Node) -> RType | None:
         name = self.parsed.text(node)
@@ -384,6 +388,8 @@ def _is_conditional(assign: Node, read: Node, scope: Node) -> bool:
 
 
 CALL_METHODS = frozenset({"call", "()", "[]", "yield", "==="})
+UNTYPED_CALLABLE = "(injected callable)"  # a constructor parameter with no default that no file fills
+UNTYPED_RESULT = "(result of an injected callable)"
 SELF_YIELDING = frozenset({"tap", "then", "yield_self"})
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from shipbench.audit.models import ApiCall, Definition, Verdict
 from shipbench.audit.ruby.api_model import Location, MethodDef
 from shipbench.audit.ruby.infer_model import DOUBLE_METHODS, RType, display_call, relative
-from shipbench.audit.ruby.infer_types import FileTypes, enclosing_class, scope_of
+from shipbench.audit.ruby.infer_types import UNTYPED_RESULT, FileTypes, enclosing_class, scope_of
 from shipbench.audit.ruby.parse import Node, ParsedSource, enclosing, line_of, walk
 from shipbench.audit.ruby.resolve_api import GemApi
 from shipbench.audit.ruby.resolve_args import CallArgs, block_ignored, check_args, read_args
@@ -177,6 +177,9 @@ class FileCalls:
         rtype = self.types.type_of(recv)
         if rtype is None or rtype.kind == "array":
             return
+        if rtype.kind == "opaque" and rtype.name == UNTYPED_RESULT:
+            self._on_untyped_injection(node, method)
+            return
         if rtype.kind in RECORD_KINDS:
             self._record_call(node, rtype, method)
             return
@@ -194,6 +197,15 @@ class FileCalls:
         judgement = judge_method(api, rtype, name, args)
         if judgement is not None:
             self._add(node, display_call(rtype, name, api.namespace), api, judgement)
+
+    def _on_untyped_injection(self, node: Node, method: str) -> None:
+        """`@chat_builder.call.with_instructionz(...)` where nothing says what the callable builds (no
+        default, no caller passes one): reported as unverifiable (and so counted), never silently skipped."""
+        api = self.types.apis[0] if self.types.apis else None
+        if api is None or self.in_test:
+            return
+        detail = "the receiver comes from an injected callable whose result cannot be typed (no default, no caller)"
+        self._add(node, f"(injected)#{method}", api, Judgement("unverifiable", detail))
 
     def _on_missing_class(self, node: Node, rtype: RType, method: str, api: GemApi) -> None:
         """`RubyLLM::Client.new(...).chat(...)`: a method called on an instance of a class the gem lacks is
