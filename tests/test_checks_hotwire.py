@@ -43,8 +43,7 @@ GOOD = {
     ),
     "app/views/messages/_message.html.erb": "<div><%= message %></div>\n",
     "app/views/chats/show.html.erb": (
-        '<div id="messages" data-controller="composer">'
-        '<%= render "messages/message", message: "hi" %></div>\n'
+        '<div id="messages" data-controller="composer"><%= render "messages/message", message: "hi" %></div>\n'
     ),
     "app/views/layouts/application.html.erb": (
         "<html><head>\n<script>\n  document.documentElement.classList.add('js')\n</script>\n</head></html>\n"
@@ -83,9 +82,7 @@ def test_idiomatic_hotwire_app_has_no_findings(tmp_path: Path) -> None:
 
 
 def test_no_turbo_stream_anywhere(tmp_path: Path) -> None:
-    controller = (
-        "class MessagesController < ApplicationController\n  def create; redirect_to root_path; end\nend\n"
-    )
+    controller = "class MessagesController < ApplicationController\n  def create; redirect_to root_path; end\nend\n"
     files = {
         **without(GOOD, "app/views/messages/create.turbo_stream.erb"),
         "app/controllers/messages_controller.rb": controller,
@@ -140,9 +137,7 @@ export default class extends Controller {
 """
     files = {**GOOD, "app/javascript/controllers/composer_controller.js": js}
     hit = only(run(make_ctx(tmp_path, files)), "hotwire.fetch_innerhtml")
-    assert [(e.path, e.line) for e in hit.evidence] == [
-        ("app/javascript/controllers/composer_controller.js", 8)
-    ]
+    assert [(e.path, e.line) for e in hit.evidence] == [("app/javascript/controllers/composer_controller.js", 8)]
 
 
 def test_innerhtml_without_fetch_is_not_flagged(tmp_path: Path) -> None:
@@ -170,9 +165,7 @@ def test_inline_script_fetch_with_insert_adjacent_html_reports_template_line(tmp
 
 def test_no_stimulus_controller(tmp_path: Path) -> None:
     files = without(GOOD, "app/javascript/controllers/composer_controller.js")
-    files["app/views/chats/show.html.erb"] = (
-        '<div id="messages"><%= render "messages/message", message: "x" %></div>\n'
-    )
+    files["app/views/chats/show.html.erb"] = '<div id="messages"><%= render "messages/message", message: "x" %></div>\n'
     hit = only(run(make_ctx(tmp_path, files)), "hotwire.no_stimulus")
     assert hit.evidence[0].line == 0
 
@@ -222,16 +215,11 @@ def test_large_inline_style_and_script_are_dumps(tmp_path: Path) -> None:
 
 def test_small_script_importmap_and_short_style_are_fine(tmp_path: Path) -> None:
     importmap = (
-        '<script type="importmap">\n{\n'
-        + "".join(f'  "m{i}": "/m{i}.js",\n' for i in range(40))
-        + "}\n</script>\n"
+        '<script type="importmap">\n{\n' + "".join(f'  "m{i}": "/m{i}.js",\n' for i in range(40)) + "}\n</script>\n"
     )
     style = "<style>\n" + "".join(f".c{i} {{ color: red; }}\n" for i in range(10)) + "</style>\n"
     layout = (
-        "<html><head>\n"
-        + importmap
-        + style
-        + "<script>\n  window.x = 1\n  window.y = 2\n</script>\n</head></html>\n"
+        "<html><head>\n" + importmap + style + "<script>\n  window.x = 1\n  window.y = 2\n</script>\n</head></html>\n"
     )
     files = {**GOOD, "app/views/layouts/application.html.erb": layout}
     assert run(make_ctx(tmp_path, files)) == []
@@ -259,3 +247,14 @@ def test_stimulus_reference_through_data_hash_helper(tmp_path: Path) -> None:
     assert [(e.path, e.line) for e in hit.evidence] == [("app/views/chats/show.html.erb", 2)]
     files["app/javascript/controllers/chat_composer_controller.js"] = "// registered elsewhere\n"
     assert run(make_ctx(tmp_path / "b", files)) == []
+
+
+def test_stimulus_behaviour_in_class_field_arrow_functions_counts(tmp_path: Path) -> None:
+    from shipbench.audit.ruby.parse import parse_js
+    from shipbench.tasks.rails_chat.checks.hotwire import _has_behaviour
+
+    head = 'import { Controller } from "@hotwired/stimulus"\nexport default class extends Controller {\n'
+    field = head + "  submit = (e) => { e.preventDefault(); this.formTarget.requestSubmit() }\n}\n"
+    logging = head + '  connect() { console.log("hi") }\n  ping = () => console.log("x")\n}\n'
+    assert _has_behaviour(parse_js("a_controller.js", field.encode()))
+    assert not _has_behaviour(parse_js("b_controller.js", logging.encode()))

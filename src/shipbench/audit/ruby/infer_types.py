@@ -273,6 +273,13 @@ class FileTypes:
         chat_builder: -> { RubyLLM.chat })` in a controller): the callable's type."""
         if scope.type != "method" or self.parsed.text(scope.child_by_field_name("name") or scope) != "initialize":
             return None
+        params = scope.child_by_field_name("parameters")
+        keyword = params is not None and any(
+            c.type == "keyword_parameter" and self.parsed.text(c.child_by_field_name("name") or c) == name
+            for c in params.named_children
+        )
+        if not keyword:
+            return None  # only keyword parameters are filled by name from other files (see add_injections)
         klass = enclosing_class(scope)
         cname = self.parsed.text(klass.child_by_field_name("name") or klass).rsplit("::", 1)[-1] if klass else ""
         found = self.injected.get((cname, name))

@@ -108,16 +108,28 @@ def _streams_carry_messages(ctx: AuditContext) -> bool:
             continue
         resource = controller_resource(parsed.rel)
         actions = path.llm_actions.get(resource, set())
-        for method in of_type(parsed.root, "method"):
-            name = def_name(parsed, method)
+        folder = parsed.rel.rsplit("/controllers/", 1)[-1].removesuffix("_controller.rb")
+        methods = {def_name(parsed, m): m for m in of_type(parsed.root, "method")}
+        for name, method in methods.items():
             if name not in actions and "*" not in actions:
                 continue
-            for template in _turbo_stream_templates(ctx):
-                if f"/{name}.turbo_stream." in template:
-                    return True
+            if any(
+                t.endswith(f"views/{folder}/{name}.turbo_stream.erb") or f"/{folder}/{name}.turbo_stream." in t
+                for t in _turbo_stream_templates(ctx)
+            ):
+                return True
             sends = [c.start_byte for c in of_type(method, "call") if method_name(parsed, c) in sending]
             first = min(sends) if sends else method.start_byte
             if any(c.start_byte > first for c in _stream_calls(parsed, method)):
+                return True
+            helpers = [  # the action's own helpers called after the LLM call (`respond_with_reply`)
+                methods[method_name(parsed, c) or parsed.text(c)]
+                for c in of_type(method, "call", "identifier")
+                if c.start_byte > first
+                and (method_name(parsed, c) or parsed.text(c)) in methods
+                and (method_name(parsed, c) or parsed.text(c)) != name
+            ]
+            if any(_stream_calls(parsed, h) for h in helpers):
                 return True
     return not path.exists  # nothing to judge the flow against: presence is all there is
 
@@ -215,8 +227,17 @@ _TRIVIAL_JS = frozenset({"log", "debug", "info", "warn", "error", "trace"})
 
 def _has_behaviour(parsed: ParsedSource) -> bool:
     """A controller class with at least one method that does more than log (or call super)."""
-    for method in of_type(parsed.root, "method_definition"):
-        body = method.child_by_field_name("body")
+    bodies = [m.child_by_field_name("body") for m in of_type(parsed.root, "method_definition")]
+    for field in of_type(parsed.root, "field_definition"):  # `submit = (event) => { ... }`
+        value = field.child_by_field_name("value")
+        if value is not None and value.type in ("arrow_function", "function_expression", "function"):
+            bodies.append(value.child_by_field_name("body"))
+    for body in bodies:
+        if body is not None and body.type != "statement_block":
+            logs = body.type == "call_expression" and js_callee(parsed, body)[0] == "console"
+            if not logs:
+                return True  # an expression-bodied arrow function that does something
+            continue
         statements = [c for c in body.named_children if c.type != "comment"] if body is not None else []
         for stmt in statements:
             calls_in = list(of_type(stmt, "call_expression"))
