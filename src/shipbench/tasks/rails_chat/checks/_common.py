@@ -243,3 +243,19 @@ def writes(parsed: ParsedSource) -> Iterator[Write]:
             recv = node.child_by_field_name("receiver")
             if recv is not None:
                 yield Write(parsed, node, recv, "mutate")
+
+
+LOG_CALLS = frozenset({"logger", "log", "puts", "warn", "print", "p", "report", "notify", "capture_exception"})
+
+
+def in_logging(parsed: ParsedSource, node: Node, top: Node) -> bool:
+    """`node` sits inside a logging call (`Rails.logger.error(...)`, `warn(...)`), searching up to and
+    including `top`: what is logged is for the operator, not shown to the user."""
+    current: Node | None = node
+    while current is not None and current != top.parent:
+        if current.type == "call":
+            recv = current.child_by_field_name("receiver")
+            if method_name(parsed, current) in LOG_CALLS or (recv is not None and "logger" in parsed.text(recv)):
+                return True
+        current = current.parent
+    return False

@@ -14,14 +14,20 @@ from collections.abc import Iterator
 
 from shipbench.audit.checks import AuditContext
 from shipbench.audit.ruby.parse import Node, ParsedSource, of_type
-from shipbench.tasks.rails_chat.checks._common import app_ruby, call_arguments, def_name, is_plain_string, method_name
+from shipbench.tasks.rails_chat.checks._common import (
+    app_ruby,
+    call_arguments,
+    def_name,
+    in_logging,
+    is_plain_string,
+    method_name,
+)
 from shipbench.tasks.rails_chat.checks._rescue import Rescue
 
 TEXT_METHODS = frozenset({"message", "to_s", "full_message", "inspect", "detailed_message"})
 SHOW_CALLS = frozenset(
     {"render", "redirect_to", "flash", "turbo_stream", "replace", "append", "prepend", "update", "respond_with"}
 )
-LOG_CALLS = frozenset({"logger", "log", "puts", "warn", "print", "p", "notify", "capture_exception", "report"})
 RAISES = frozenset({"raise", "fail"})
 
 
@@ -52,20 +58,9 @@ def _texts_of(parsed: ParsedSource, scope: Node, var: str) -> Iterator[Node]:
             yield ident
 
 
-def _logged(parsed: ParsedSource, node: Node, top: Node) -> bool:
-    current: Node | None = node
-    while current is not None and current != top:
-        if current.type == "call":
-            recv = current.child_by_field_name("receiver")
-            if method_name(parsed, current) in LOG_CALLS or (recv is not None and "logger" in parsed.text(recv)):
-                return True
-        current = current.parent
-    return False
-
-
 def _shown(parsed: ParsedSource, node: Node, top: Node) -> bool:
     """`node` ends up in something the user sees: a render/flash/stream call, a flash or ivar write."""
-    if _logged(parsed, node, top):
+    if in_logging(parsed, node, top):
         return False
     current: Node | None = node.parent
     while current is not None and current != top.parent:
@@ -93,7 +88,7 @@ def _in_reply(parsed: ParsedSource, node: Node, returned: Node | None, shown_fie
     interpolated or printed somewhere), outside any logging call."""
     if returned is None or not returned.start_byte <= node.start_byte < returned.end_byte:
         return False
-    if _logged(parsed, node, returned):
+    if in_logging(parsed, node, returned):
         return False
     pair = node.parent
     while pair is not None and pair != returned and pair.type != "pair":

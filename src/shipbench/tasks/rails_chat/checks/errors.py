@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from shipbench.audit.checks import AuditContext, Check, Hit
 from shipbench.audit.models import Evidence
 from shipbench.audit.ruby.parse import Node, ParsedSource, of_type
-from shipbench.tasks.rails_chat.checks._common import app_ruby, def_name, method_name
+from shipbench.tasks.rails_chat.checks._common import app_ruby, def_name, in_logging, method_name
 from shipbench.tasks.rails_chat.checks._eager_config import eager_config_errors
 from shipbench.tasks.rails_chat.checks._exception_text import shown_exception_texts
 from shipbench.tasks.rails_chat.checks._llm_flow import send_sites
@@ -27,7 +27,6 @@ from shipbench.tasks.rails_chat.checks._rescue import Coverage, Rescue, rescue_i
 from shipbench.tasks.rails_chat.checks._silent_reply import silent_empty_replies
 from shipbench.tasks.rails_chat.checks.rubyllm import raw_http_places
 
-LOG_CALLS = frozenset({"logger", "log", "puts", "warn", "print", "p", "report", "notify", "capture_exception"})
 FEEDBACK_CALLS = frozenset(
     {"flash", "render", "redirect_to", "respond_to", "turbo_stream", "head", "message", "t", "translate"}
 )
@@ -135,7 +134,7 @@ def _has_feedback(parsed: ParsedSource, node: Node | None) -> bool:
         return False
     kinds = ("call", "identifier", "instance_variable", "simple_symbol", "string", "hash_key_symbol")
     for sub in of_type(node, *kinds):
-        if _in_logging(parsed, sub, node):
+        if in_logging(parsed, sub, node):
             continue
         text = parsed.text(sub)
         if sub.type == "call":
@@ -149,18 +148,6 @@ def _has_feedback(parsed: ParsedSource, node: Node | None) -> bool:
                 return True
         elif FEEDBACK_NAME.search(text) or text in ("flash",):
             return True
-    return False
-
-
-def _in_logging(parsed: ParsedSource, sub: Node, top: Node) -> bool:
-    """Inside `Rails.logger.error(...)`, `warn(...)`...: logging is not user feedback."""
-    current: Node | None = sub
-    while current is not None and current != top.parent:
-        if current.type == "call":
-            recv = current.child_by_field_name("receiver")
-            if method_name(parsed, current) in LOG_CALLS or (recv is not None and "logger" in parsed.text(recv)):
-                return True
-        current = current.parent
     return False
 
 

@@ -37,6 +37,7 @@ from shipbench.tasks.rails_chat.checks._common import (
 )
 from shipbench.tasks.rails_chat.checks._frontend import js_units
 from shipbench.tasks.rails_chat.checks._js_output import project_escapers, unsafe_js_sinks
+from shipbench.tasks.rails_chat.checks._persistence_signals import CLASS_STORE_MACROS
 from shipbench.tasks.rails_chat.checks.persistence import unbounded_cookie_writes
 
 SAFE_HTML_METHODS = words(
@@ -53,10 +54,6 @@ _HELPER_RECEIVER_RE = re.compile(r"\bhelpers\b|view_context|ERB::Util|\bCGI\b|Ra
 LITERAL_TYPES = frozenset({"integer", "float", "nil", "true", "false", "constant", "scope_resolution", "yield"})
 CSRF_SKIPPERS = ("skip_before_action", "skip_before_filter", "skip_action_callback")
 SINGLETON_ACCESSORS = ("attr_accessor", "attr_writer")
-CLASS_ACCESSORS = (
-    "cattr_accessor", "mattr_accessor", "cattr_writer", "mattr_writer", "cattr_reader", "mattr_reader",
-    "class_attribute", "thread_mattr_accessor", "thread_cattr_accessor",
-)  # fmt: skip
 BUILTIN_GLOBALS = frozenset(
     {"$stdout", "$stderr", "$stdin", "$0", "$PROGRAM_NAME", "$VERBOSE", "$DEBUG", "$LOAD_PATH", "$_", "$~"}
 )
@@ -354,7 +351,7 @@ def _state_declarations(parsed: ParsedSource) -> Iterator[tuple[Node, str]]:
     for site in calls(parsed, *SINGLETON_ACCESSORS):
         if enclosing(site.node, "singleton_class") is not None:
             yield site.node, f"class << self; {site.method}: class-level accessors used as a store"
-    for site in calls(parsed, *CLASS_ACCESSORS):
+    for site in calls(parsed, *CLASS_STORE_MACROS):
         default = keyword_arguments(parsed, site.node).get("default")
         if default is not None and is_collection_constructor(parsed, default):
             yield site.node, f"{site.method} with a mutable default: a class variable used as a store"
