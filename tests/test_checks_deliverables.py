@@ -38,8 +38,8 @@ GOOD_FILES: dict[str, str | bytes] = {
     "test/controllers/chats_controller_test.rb": (
         "class ChatsControllerTest < ActionDispatch::IntegrationTest\nend\n"
     ),
-    "Dockerfile": "FROM ruby:3.4\n",
-    "docker-compose.yml": "services:\n  web:\n    build: .\n",
+    "Dockerfile": "FROM ruby:3.4\nHEALTHCHECK CMD curl -f http://localhost:3000/up\n",
+    "docker-compose.yml": "services:\n  web:\n    build: .\n    restart: unless-stopped\n",
     "README.md": "# Chat\n\nexport OPENROUTER_API_KEY=...\nbin/rails server\n",
 }
 
@@ -57,6 +57,8 @@ def good_facts(**changes: object) -> ProjectFacts:
         docker_compose=True,
         compose_path="docker-compose.yml",
         compose_services=["web"],
+        dockerfile_healthcheck_line=2,
+        compose_restart_policies=["web"],
         readme=True,
         readme_path="README.md",
         readme_setup_instructions=True,
@@ -203,10 +205,17 @@ def test_docker_compose_readme_states(tmp_path: Path) -> None:
         ({"readme": False, "readme_path": None}, "deliverables.readme_missing"),
         ({"readme_stock_template": True, "readme_setup_instructions": False}, "deliverables.readme_stock"),
         ({"readme_setup_instructions": False}, "deliverables.readme_no_setup"),
+        ({"dockerfile_healthcheck_line": None}, "deliverables.no_healthcheck"),
+        ({"compose_restart_policies": []}, "deliverables.no_restart_policy"),
     ]
     for i, (change, rule) in enumerate(cases):
         hits = run_all(ctx_for(tmp_path / str(i), good_facts(**change)))
         assert rules(hits) == {rule}, (change, hits)
+    # a healthcheck in compose is as good as one in the Dockerfile; a broken compose file says nothing of restarts
+    compose_check = good_facts(dockerfile_healthcheck_line=None, compose_healthchecks=["web"])
+    assert rules(run_all(ctx_for(tmp_path / "hc", compose_check))) == set()
+    broken = good_facts(compose_restart_policies=[], compose_errors=["services.web.ports must be a list"])
+    assert rules(run_all(ctx_for(tmp_path / "br", broken))) == {"deliverables.compose_invalid"}
     placeholder = run_all(ctx_for(tmp_path / "ph", good_facts(dockerfile_placeholder_reasons=["no FROM"])))
     assert placeholder[0].message == "Dockerfile is a placeholder: no FROM"
 

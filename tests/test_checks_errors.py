@@ -19,7 +19,7 @@ SERVICE = """class LlmClient
   def reply(prompt)
     chat = RubyLLM.chat
     chat.ask(prompt).content
-  rescue RubyLLM::Error => e
+  rescue RubyLLM::Error, Faraday::Error => e
     raise Error, "The assistant is unavailable: #{e.message}"
   end
 end
@@ -88,10 +88,7 @@ def test_rescue_in_caller_covers_the_send(tmp_path: Path) -> None:
 
 
 def test_rescue_from_in_application_controller_covers_controller_send(tmp_path: Path) -> None:
-    ctrl = (
-        "class ChatsController < ApplicationController\n"
-        "  def create\n    RubyLLM.chat.ask(params[:m])\n  end\nend\n"
-    )
+    ctrl = "class ChatsController < ApplicationController\n  def create\n    RubyLLM.chat.ask(params[:m])\n  end\nend\n"
     app = (
         "class ApplicationController < ActionController::Base\n"
         "  rescue_from RubyLLM::Error, with: :llm_down\n"
@@ -105,10 +102,7 @@ def test_rescue_from_in_application_controller_covers_controller_send(tmp_path: 
 
 
 def test_unrelated_rescue_does_not_cover(tmp_path: Path) -> None:
-    svc = (
-        "class S\n  def go(m)\n    RubyLLM.chat.ask(m).content\n"
-        "  rescue JSON::ParserError\n    'bad'\n  end\nend\n"
-    )
+    svc = "class S\n  def go(m)\n    RubyLLM.chat.ask(m).content\n  rescue JSON::ParserError\n    'bad'\n  end\nend\n"
     hits = list(e.check_no_rescue(ctx_for(tmp_path, {"app/services/s.rb": svc})))
     assert places(hits) == [("app/services/s.rb", 3)]
 
@@ -175,9 +169,7 @@ def test_no_sends_means_no_rescue_findings(tmp_path: Path) -> None:
 
 
 def test_key_preflight_forms(tmp_path: Path) -> None:
-    assert [h.rule for h in e.check_no_key_preflight(ctx_for(tmp_path / "none", {}))] == [
-        "errors.no_key_preflight"
-    ]
+    assert [h.rule for h in e.check_no_key_preflight(ctx_for(tmp_path / "none", {}))] == ["errors.no_key_preflight"]
     default = INIT.replace('ENV["OPENROUTER_API_KEY"]', 'ENV.fetch("OPENROUTER_API_KEY", "")')
     ctx = ctx_for(tmp_path / "default", {"config/initializers/ruby_llm.rb": default})
     assert len(list(e.check_no_key_preflight(ctx))) == 1  # a default hides a missing key
@@ -211,9 +203,7 @@ _BLANK_GUARD = (
 )
 
 
-@pytest.mark.parametrize(
-    ("source", "line"), [(_SILENT_LOOP, 12), (_SILENT_CASE, 8)], ids=["loop-if", "case-else"]
-)
+@pytest.mark.parametrize(("source", "line"), [(_SILENT_LOOP, 12), (_SILENT_CASE, 8)], ids=["loop-if", "case-else"])
 def test_conditional_send_with_silent_empty_answer_is_found(tmp_path: Path, source: str, line: int) -> None:
     ctx = ctx_for(tmp_path, {"app/services/x.rb": source})
     hits = list(e.check_silent_empty_reply(ctx))
@@ -261,3 +251,87 @@ def test_exception_text_in_a_result_field_counts_only_where_the_field_is_display
     shown = "<p><%= r.text %></p><small><%= r.error %></small>\n"
     ctx = ctx_for(tmp_path / "shown", {"app/services/s.rb": svc, "app/views/chats/_r.html.erb": shown})
     assert places(list(e.check_exception_message_shown(ctx))) == [("app/services/s.rb", 6)]
+
+
+# ---------------------------------------------------------------- failures outside RubyLLM::Error
+
+
+def _escapes(tmp_path: Path, service: str, init: str = INIT) -> list[str]:
+    files = {"app/services/reply.rb": service, "config/initializers/ruby_llm.rb": init}
+    hits = list(e.check_escaping_failures(ctx_for(tmp_path, files)))
+    assert all(h.rule == "errors.failure_escapes_rescue" for h in hits)
+    return sorted(h.key for h in hits)
+
+
+def _service(rescued: str, build_outside: bool = False) -> str:
+    if build_outside:
+        return (
+            "class Reply\n  def initialize\n    @chat = RubyLLM.chat\n  end\n\n"
+            f'  def call(text)\n    @chat.ask(text).content\n  rescue {rescued} => e\n    "Sorry: unavailable"\n'
+            "  end\nend\n"
+        )
+    return (
+        "class Reply\n  def call(text)\n    RubyLLM.chat.ask(text).content\n"
+        f'  rescue {rescued} => e\n    "Sorry: unavailable"\n  end\nend\n'
+    )
+
+
+def test_gem_family_rescue_lets_the_missing_key_and_network_failures_through(tmp_path: Path) -> None:
+    assert _escapes(tmp_path / "a", _service("RubyLLM::Error")) == ["a missing API key", "a network failure"]
+    assert _escapes(tmp_path / "b", _service("RubyLLM::RateLimitError, RubyLLM::ServerError")) == [
+        "a missing API key",
+        "a network failure",
+    ]
+
+
+def test_a_key_preflight_makes_the_configuration_error_moot(tmp_path: Path) -> None:
+    strict = INIT.replace('ENV["OPENROUTER_API_KEY"]', 'ENV.fetch("OPENROUTER_API_KEY")')
+    assert _escapes(tmp_path, _service("RubyLLM::Error"), strict) == ["a network failure"]
+
+
+@pytest.mark.parametrize(
+    "rescued",
+    [
+        "StandardError",
+        "RubyLLM::ConfigurationError, RubyLLM::Error, Faraday::Error",
+        "RubyLLM::Error, ::Faraday::Error, RubyLLM::ConfigurationError",
+        "*LLM_FAILURES",  # a list the audit cannot see: benefit of the doubt
+    ],
+)
+def test_rescues_that_catch_both_are_silent(tmp_path: Path, rescued: str) -> None:
+    assert _escapes(tmp_path, _service(rescued)) == []
+
+
+def test_a_rescued_list_constant_is_expanded(tmp_path: Path) -> None:
+    listed = _service("*FAILURES").replace(
+        "class Reply\n", "class Reply\n  FAILURES = [RubyLLM::Error, Faraday::Error].freeze\n"
+    )
+    assert _escapes(tmp_path, listed) == ["a missing API key"]
+
+
+def test_a_chat_built_outside_the_rescue_raises_its_configuration_error_there(tmp_path: Path) -> None:
+    # StandardError around the send catches everything the send raises, but the chat (and the key
+    # check of its provider) is built in initialize, outside any rescue
+    assert _escapes(tmp_path, _service("StandardError", build_outside=True)) == ["a missing API key"]
+
+
+def test_nothing_rescued_is_left_to_no_rescue(tmp_path: Path) -> None:
+    bare = "class Reply\n  def call(text)\n    RubyLLM.chat.ask(text).content\n  end\nend\n"
+    assert _escapes(tmp_path, bare) == []
+
+
+def test_the_gem_raises_these_outside_its_error_family() -> None:
+    """The facts _escapes.py relies on, read from the real 1.14.1 and 1.16.0 sources."""
+    from tests.conftest import REAL_RUBY_LLM, REAL_RUBY_LLM_116, need_real_gem
+
+    from shipbench.audit.ruby.api_index import build_index
+
+    need_real_gem(REAL_RUBY_LLM, REAL_RUBY_LLM_116)
+    for root in (REAL_RUBY_LLM, REAL_RUBY_LLM_116):
+        classes = build_index(root).classes
+        assert classes["RubyLLM::ConfigurationError"].superclass == "StandardError"
+        assert classes["RubyLLM::RateLimitError"].superclass == "RubyLLM::Error"
+        provider = (root / "lib" / "ruby_llm" / "provider.rb").read_text(encoding="utf-8")
+        assert "raise ConfigurationError" in provider and "ensure_configured!" in provider
+        connection = (root / "lib" / "ruby_llm" / "connection.rb").read_text(encoding="utf-8")
+        assert "rescue Faraday" not in connection  # the retry middleware re-raises Faraday's own errors

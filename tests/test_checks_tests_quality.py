@@ -102,6 +102,11 @@ SERVICE_TEST = """
         service = ChatService.new(client_factory: -> { FakeChat.new(error: RubyLLM::Error.new("boom")) })
         assert_raises(ChatService::Error) { service.reply("hi") }
       end
+
+      test "a missing key surfaces as the gem's configuration error" do
+        service = ChatService.new(client_factory: -> { raise RubyLLM::ConfigurationError, "no key" })
+        assert_raises(RubyLLM::ConfigurationError) { service.reply("hi") }
+      end
     end
 """
 
@@ -176,10 +181,13 @@ def test_good_project_fires_nothing(tmp_path: Path, pack: TaskPack) -> None:
     ctx = build(tmp_path, pack, good_files())
     assert run(ctx) == {}
     analysis = tq.analyse(ctx)
-    assert len(analysis.cases) == 3
+    assert len(analysis.cases) == 4
     assert all(f.reaches and f.replaced for f in analysis.cases)
-    assert [f.case.name for f in analysis.cases if f.error_path] == ["wraps provider errors"]
-    assert ctx.derived["tests_count"] == 3
+    assert [f.case.name for f in analysis.cases if f.error_path] == [
+        "wraps provider errors",
+        "a missing key surfaces as the gem's configuration error",
+    ]
+    assert ctx.derived["tests_count"] == 4
 
 
 # ---------------------------------------------------------------- tests.none
@@ -651,5 +659,113 @@ def test_engine_scores_the_tests_dimension(tmp_path: Path) -> None:
     errors = str(good_result.facts.get("check_errors", "")) + str(bad_result.facts.get("check_errors", ""))
     assert not [name for name in mine if name in errors]
     assert [f.rule for f in good_result.findings if f.dimension == "tests"] == []
-    assert good_result.facts["tests_count"] == 3
+    assert good_result.facts["tests_count"] == 4
     assert {f.rule for f in bad_result.findings if f.dimension == "tests"} == {"tests.none"}
+
+
+# ---------------------------------------------------------------- tests.no_missing_key_test
+
+NO_KEY_TEST = SERVICE_TEST.split('      test "a missing key')[0] + "    end\n"
+KEY_CASE = """
+    require "test_helper"
+
+    class KeyTest < ActiveSupport::TestCase
+      test "t" do
+        {body}
+        assert true
+      end
+    end
+"""
+
+
+def test_missing_key_test_fires_when_only_provider_failures_are_tested(tmp_path: Path, pack: TaskPack) -> None:
+    ctx = build(tmp_path, pack, good_files({SERVICE: NO_KEY_TEST}))
+    assert set(run(ctx)) == {"tests.no_missing_key_test"}
+
+
+def test_missing_key_test_follows_what_the_test_does_not_its_name(tmp_path: Path, pack: TaskPack) -> None:
+    named_only = NO_KEY_TEST.replace("wraps provider errors", "raises when OPENROUTER_API_KEY is missing")
+    ctx = build(tmp_path, pack, good_files({SERVICE: named_only}))
+    assert "tests.no_missing_key_test" in run(ctx)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'ENV.delete("OPENROUTER_API_KEY")',
+        'ENV["OPENROUTER_API_KEY"] = nil',
+        'ENV["LLM_TOKEN"] = ""',
+        "ClimateControl.modify(OPENROUTER_API_KEY: nil) { }",
+        'with_env("OPENROUTER_API_KEY" => "") { }',
+        "RubyLLM.config.openrouter_api_key = nil",
+        "RubyLLM.configure { |c| c.openrouter_api_key = nil }",
+        "ENV.stub(:[], nil) { }",
+        "assert_raises(KeyError) { }",
+    ],
+)
+def test_each_way_of_removing_the_key_counts(tmp_path: Path, pack: TaskPack, body: str) -> None:
+    strict = 'RubyLLM.configure { |c| c.openrouter_api_key = ENV.fetch("OPENROUTER_API_KEY") }\n'
+    app = {"config/initializers/ruby_llm.rb": strict}
+    files = good_files({SERVICE: NO_KEY_TEST, "test/models/key_test.rb": KEY_CASE.replace("{body}", body), **app})
+    assert "tests.no_missing_key_test" not in run(build(tmp_path, pack, files))
+
+
+def test_the_class_the_app_raises_in_its_key_check_counts(tmp_path: Path, pack: TaskPack) -> None:
+    check = """
+        class KeyGuard
+          class Unconfigured < StandardError; end
+          def self.check!
+            raise Unconfigured, "set the key" if ENV["OPENROUTER_API_KEY"].blank?
+          end
+        end
+    """
+    files = good_files(
+        {
+            SERVICE: NO_KEY_TEST,
+            "app/services/key_guard.rb": check,
+            "test/models/key_test.rb": KEY_CASE.replace("{body}", "assert_raises(KeyGuard::Unconfigured) { }"),
+        }
+    )
+    assert "tests.no_missing_key_test" not in run(build(tmp_path, pack, files))
+    unrelated = KEY_CASE.replace("{body}", "assert_raises(ArgumentError) { }")
+    files["test/models/key_test.rb"] = unrelated
+    assert "tests.no_missing_key_test" in run(build(tmp_path / "2", pack, files))
+
+
+def test_no_error_path_at_all_is_left_to_no_error_path(tmp_path: Path, pack: TaskPack) -> None:
+    hits = run(build(tmp_path, pack, good_files({SERVICE: HAPPY_ONLY})))
+    assert "tests.no_error_path" in hits and "tests.no_missing_key_test" not in hits
+
+
+# ---------------------------------------------------------------- tests.llm_path_live_only
+
+LIVE_TEST = """
+    require "test_helper"
+
+    class MessagesControllerTest < ActionDispatch::IntegrationTest
+      test "index renders" do
+        get root_path
+        assert_response :success
+      end
+
+      test "answers a message" do
+        skip "needs a key" unless ENV["OPENROUTER_API_KEY"]
+        post messages_path, params: { content: "Say hello" }
+        assert_response :success
+      end
+    end
+"""
+
+
+def test_a_suite_that_reaches_the_llm_only_live_costs_less_than_none(tmp_path: Path, pack: TaskPack) -> None:
+    files = good_files({SERVICE: None, "test/support/fake_chat.rb": None, CONTROLLER: LIVE_TEST})
+    hits = run(build(tmp_path, pack, files))
+    assert "tests.llm_path_live_only" in hits and "tests.llm_path_untested" not in hits
+    assert [e.line for e in hits["tests.llm_path_live_only"][0].evidence] == [9]
+
+
+def test_page_gets_and_blank_posts_are_not_live_llm_tests(tmp_path: Path, pack: TaskPack) -> None:
+    blank = LIVE_TEST.replace('params: { content: "Say hello" }', 'params: { content: "" }')
+    files = good_files({SERVICE: None, "test/support/fake_chat.rb": None, CONTROLLER: blank})
+    hits = run(build(tmp_path, pack, files))
+    assert "tests.llm_path_untested" in hits and "tests.llm_path_live_only" not in hits

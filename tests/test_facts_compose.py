@@ -63,3 +63,16 @@ def test_compose_name_precedence_and_absence(tmp_path: Path) -> None:
     assert both.compose_path == "compose.yaml" and both.compose_errors == []
     none = _facts(tmp_path / "b", {"README.md": "hi"})
     assert (none.docker_compose, none.compose_path, none.compose_services) == (False, None, [])
+
+
+def test_healthchecks_and_restart_policies_per_service() -> None:
+    text = (
+        "services:\n"
+        "  web:\n    image: app\n    restart: unless-stopped\n"
+        "    healthcheck:\n      test: [\"CMD\", \"curl\", \"-f\", \"http://localhost:3000/up\"]\n"
+        "  worker:\n    image: app\n    restart: \"no\"\n    healthcheck:\n      disable: true\n"
+        "  cache:\n    image: redis\n    deploy:\n      restart_policy:\n        condition: on-failure\n"
+    )
+    facts = analyse_compose("compose.yaml", text)
+    assert facts.healthchecks == ["web"]
+    assert facts.restart_policies == ["cache", "web"]

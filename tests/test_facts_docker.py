@@ -111,3 +111,13 @@ def test_dockerfile_locations_and_binary(tmp_path: Path) -> None:
     assert _facts(tmp_path / "c", {"README.md": "x"}).dockerfile is False
     binary = _facts(tmp_path / "d", {"Dockerfile": b"\x00\x01\x02FROM"})
     assert binary.dockerfile and binary.dockerfile_placeholder_reasons == [docker.UNREADABLE]
+
+
+def test_healthcheck_line_is_the_last_one_and_none_disables() -> None:
+    text = (
+        "FROM ruby:3.4\nHEALTHCHECK CMD true\nCMD [\"rails\", \"s\"]\n"
+        "HEALTHCHECK --interval=5s \\\n  CMD curl -f localhost/up\n"
+    )
+    assert docker.healthcheck_line(parse_instructions(text)) == 4
+    assert docker.healthcheck_line(parse_instructions("FROM app\nHEALTHCHECK NONE\n")) is None
+    assert docker.healthcheck_line(parse_instructions("FROM ruby:3.4\nCMD bin/rails s\n")) is None

@@ -133,9 +133,9 @@ def _neutral_titles(text: str) -> str:
 
 
 def _rewrite(root: Path, mapping: dict[str, str], ivars: bool) -> None:
-    # a library's own constants that share a name (RubyLLM::Error) are not the app's to rename
+    # a library's own constants that share a name (RubyLLM::Error, Faraday::Error) are not the app's to rename
     alternatives = "|".join(map(re.escape, sorted(mapping, key=len, reverse=True)))
-    pattern = re.compile(r"(?<!RubyLLM::)\b(" + alternatives + r")\b")
+    pattern = re.compile(r"(?<!RubyLLM::)(?<!Faraday::)\b(" + alternatives + r")\b")
     for path in root.rglob("*"):
         if not path.is_file() or not path.name.endswith(TEXT_SUFFIXES):
             continue

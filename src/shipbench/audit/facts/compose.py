@@ -31,6 +31,8 @@ class ComposeFacts:
     path: str | None = None
     services: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    healthchecks: list[str] = field(default_factory=list)  # services with an enabled healthcheck
+    restart_policies: list[str] = field(default_factory=list)  # services with a restart policy other than "no"
 
 
 def find_compose(files: ProjectFiles, roots: list[str]) -> str | None:
@@ -73,10 +75,29 @@ def analyse_compose(path: str, text: str) -> ComposeFacts:
     services = data.get("services")
     if isinstance(services, dict):
         facts.services = sorted(str(name) for name in services)
+        facts.healthchecks = sorted(str(n) for n, spec in services.items() if _healthcheck_on(spec))
+        facts.restart_policies = sorted(str(n) for n, spec in services.items() if _restarts(spec))
     facts.errors.extend(schema_errors(data))
     if not facts.services:
         facts.errors.append(NO_SERVICES)
     return facts
+
+
+def _healthcheck_on(spec: object) -> bool:
+    check = spec.get("healthcheck") if isinstance(spec, dict) else None
+    return isinstance(check, dict) and check.get("disable") is not True and bool(check.get("test", True))
+
+
+def _restarts(spec: object) -> bool:
+    """`restart:` other than "no", or a swarm-style `deploy.restart_policy` whose condition is not none."""
+    if not isinstance(spec, dict):
+        return False
+    restart = spec.get("restart")
+    if restart is not None and restart is not False and str(restart).strip().lower() not in ("no", ""):
+        return True
+    deploy = spec.get("deploy")
+    policy = deploy.get("restart_policy") if isinstance(deploy, dict) else None
+    return isinstance(policy, dict) and str(policy.get("condition", "any")).lower() != "none"
 
 
 def _yaml_error(exc: yaml.YAMLError) -> str:

@@ -69,6 +69,7 @@ class DockerFacts:
     placeholder_reasons: list[str] | None = None
     hadolint: list[LintIssue] | None = None
     hadolint_available: bool = False
+    healthcheck_line: int | None = None  # line of a HEALTHCHECK that is not `HEALTHCHECK NONE`
 
 
 def find_dockerfile(files: ProjectFiles, roots: list[str]) -> str | None:
@@ -85,9 +86,7 @@ def find_dockerfile(files: ProjectFiles, roots: list[str]) -> str | None:
         variants = sorted(
             p
             for p in present
-            if p.startswith(prefix + "Dockerfile.")
-            and "/" not in p[len(prefix) :]
-            and not p.endswith(".dockerignore")
+            if p.startswith(prefix + "Dockerfile.") and "/" not in p[len(prefix) :] and not p.endswith(".dockerignore")
         )
         if variants:
             return variants[0]
@@ -177,12 +176,22 @@ def docker_facts(files: ProjectFiles, roots: list[str], errors: list[str]) -> Do
         errors.append(f"{path}: unreadable ({exc})"[:200])
         return DockerFacts(path=path, placeholder_reasons=[UNREADABLE], hadolint=[])
     issues, available = run_hadolint(source, errors)
+    instructions = parse_instructions(text)
     return DockerFacts(
         path=path,
-        placeholder_reasons=placeholder_reasons(parse_instructions(text)),
+        placeholder_reasons=placeholder_reasons(instructions),
         hadolint=issues,
         hadolint_available=available,
+        healthcheck_line=healthcheck_line(instructions),
     )
+
+
+def healthcheck_line(instructions: list[Instruction]) -> int | None:
+    """The last HEALTHCHECK wins in Docker; `HEALTHCHECK NONE` disables an inherited one."""
+    checks = [i for i in instructions if i.keyword == "HEALTHCHECK"]
+    if not checks or checks[-1].args.strip().upper() == "NONE":
+        return None
+    return checks[-1].line
 
 
 def hadolint_binary() -> str | None:

@@ -114,6 +114,7 @@ def _docker(files: ProjectFiles, facts: ProjectFacts, errors: list[str]) -> None
     facts.dockerfile_placeholder_reasons = found.placeholder_reasons or []
     facts.hadolint = found.hadolint or []
     facts.hadolint_available = found.hadolint_available
+    facts.dockerfile_healthcheck_line = found.healthcheck_line
 
 
 def _compose(files: ProjectFiles, facts: ProjectFacts, errors: list[str]) -> None:
@@ -122,6 +123,8 @@ def _compose(files: ProjectFiles, facts: ProjectFacts, errors: list[str]) -> Non
     facts.compose_path = found.path
     facts.compose_services = found.services
     facts.compose_errors = found.errors
+    facts.compose_healthchecks = found.healthchecks
+    facts.compose_restart_policies = found.restart_policies
 
 
 def _readme(files: ProjectFiles, facts: ProjectFacts, errors: list[str]) -> None:

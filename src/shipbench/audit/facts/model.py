@@ -56,9 +56,7 @@ class ProjectFacts(_Fact):
     gems: dict[str, GemDecl] = Field(default_factory=dict)
     gemfile_lock: str | None = None
     locked_versions: dict[str, str] = Field(default_factory=dict)
-    ruby_version_pin: str | None = Field(
-        default=None, description="file that pins Ruby (.ruby-version, mise...)"
-    )
+    ruby_version_pin: str | None = Field(default=None, description="file that pins Ruby (.ruby-version, mise...)")
 
     frameworks_loaded: list[Located] = Field(
         default_factory=list, description="active_record / action_mailer / active_job loads (detail names it)"
@@ -69,11 +67,14 @@ class ProjectFacts(_Fact):
     dockerfile_placeholder_reasons: list[str] = Field(default_factory=list)
     hadolint: list[LintIssue] = Field(default_factory=list)
     hadolint_available: bool = False
+    dockerfile_healthcheck_line: int | None = Field(default=None, description="line of the Dockerfile's HEALTHCHECK")
 
     docker_compose: bool = False
     compose_path: str | None = None
     compose_services: list[str] = Field(default_factory=list)
     compose_errors: list[str] = Field(default_factory=list)
+    compose_healthchecks: list[str] = Field(default_factory=list, description="services with a healthcheck")
+    compose_restart_policies: list[str] = Field(default_factory=list, description="services with a restart policy")
 
     readme: bool = False
     readme_path: str | None = None

@@ -16,7 +16,7 @@ from shipbench.audit.checks import AuditContext
 from shipbench.audit.ruby.parse import Node, ParsedSource, of_type
 from shipbench.tasks.rails_chat.checks._common import method_name
 from shipbench.tasks.rails_chat.checks._llm_flow import send_sites
-from shipbench.tasks.rails_chat.checks._rescue import RescueIndex, rescue_index
+from shipbench.tasks.rails_chat.checks._rescue import SPLAT, RescueIndex, rescue_index
 
 KEY_WORDS = ("API_KEY", "api_key", "OPENROUTER")
 RAISES = frozenset({"raise", "fail", "abort"})
@@ -29,7 +29,7 @@ def _mentions_key(parsed: ParsedSource, node: Node | None) -> bool:
     return node is not None and any(w in parsed.text(node) for w in KEY_WORDS)
 
 
-def _key_raises(parsed: ParsedSource) -> Iterator[tuple[Node, str]]:
+def key_raises(parsed: ParsedSource) -> Iterator[tuple[Node, str]]:
     """(node, class raised) for each raise conditional on the key and each strict `ENV.fetch` of it."""
     for call in of_type(parsed.root, "call"):
         name = method_name(parsed, call)
@@ -85,7 +85,7 @@ def _guarded(parsed: ParsedSource, node: Node) -> bool:
 
 def boot_raises(ctx: AuditContext) -> Iterator[tuple[ParsedSource, Node]]:
     for parsed in ctx.ruby_sources("config"):
-        for node, _ in _key_raises(parsed):
+        for node, _ in key_raises(parsed):
             if method_name(parsed, node) in RAISES and _at_load_time(node) and not _guarded(parsed, node):
                 yield parsed, node
 
@@ -96,6 +96,8 @@ def _catches(index: RescueIndex, parsed: ParsedSource, node: Node, raised: str) 
         if not rescue.classes:
             return True
         for klass in rescue.classes:
+            if klass.startswith(SPLAT):
+                return True
             name = klass.lstrip(":").rsplit("::", 1)[-1]
             if name in CATCH_ALL or name == leaf or (leaf == "KeyError" and name == "IndexError"):
                 return True
@@ -106,7 +108,7 @@ def request_raises(ctx: AuditContext) -> Iterator[tuple[ParsedSource, Node]]:
     index = rescue_index(ctx)
     if not any(index.coverage(s.parsed, s.node).rescues for s in send_sites(ctx)):
         return  # nothing is rescued at all: errors.no_rescue already says so
-    checks = [(p, n, k) for p in ctx.ruby_sources("app") + ctx.ruby_sources("lib") for n, k in _key_raises(p)]
+    checks = [(p, n, k) for p in ctx.ruby_sources("app") + ctx.ruby_sources("lib") for n, k in key_raises(p)]
     for parsed, node, raised in checks:
         if not _catches(index, parsed, node, raised):
             yield parsed, node

@@ -168,7 +168,7 @@ def is_fixed_html(parsed: ParsedSource, node: Node, escapers: Escapers | None = 
             and is_fixed_html(parsed, right, esc, depth + 1)
         )
     if node.type == "call_expression":
-        return esc.escapes(parsed, node)
+        return esc.escapes(parsed, node) or _fixed_call(parsed, node, esc, depth)
     if node.type == "identifier":
         value = _single_binding(parsed, node)
         if value is not None:
@@ -177,6 +177,50 @@ def is_fixed_html(parsed: ParsedSource, node: Node, escapers: Escapers | None = 
         return bool(passed) and all(is_fixed_html(parsed, a, esc, depth + 1) for a in passed)
     key = _field_key(parsed, node)
     return bool(key) and key in esc.safe_fields
+
+
+def _fixed_call(parsed: ParsedSource, call: Node, esc: Escapers, depth: int) -> bool:
+    """`fixed.replace(re, "<br>")` (literal replacement on fixed markup), or a call of a function of the
+    same file whose every returned value is fixed markup (`this.bubble(message)`)."""
+    obj_name, name = js_callee(parsed, call)
+    func = call.child_by_field_name("function")
+    args = call.child_by_field_name("arguments")
+    named = [a for a in args.named_children if a.type != "comment"] if args is not None else []
+    if name in ("replace", "replaceAll") and func is not None and func.type == "member_expression":
+        receiver = func.child_by_field_name("object")
+        return (
+            receiver is not None
+            and len(named) == 2
+            and named[1].type in ("string", "template_string")
+            and is_fixed_html(parsed, named[1], esc, depth + 1)
+            and is_fixed_html(parsed, receiver, esc, depth + 1)
+        )
+    if obj_name not in ("", "this"):
+        return False
+    returned = _returned_values(parsed, name)
+    return bool(returned) and all(is_fixed_html(parsed, r, esc, depth + 1) for r in returned)
+
+
+def _returned_values(parsed: ParsedSource, name: str) -> list[Node]:
+    """What the one function or method of this file called `name` returns ([] when unknown)."""
+    bodies = [body for fname, body in _function_bodies(parsed) if fname == name]
+    if len(bodies) != 1:
+        return []
+    body = bodies[0]
+    if body.type != "statement_block":
+        return [body]  # an arrow function's expression body
+    found: list[Node] = []
+    for stmt in of_type(body, "return_statement"):
+        owner = stmt.parent
+        while owner is not None and owner is not body and owner.type not in FUNCTIONS:
+            owner = owner.parent
+        if owner is not body:
+            continue  # a nested function's return
+        value = next((c for c in stmt.named_children if c.type != "comment"), None)
+        if value is None:
+            return []
+        found.append(value)
+    return found
 
 
 FUNCTIONS = ("function_declaration", "method_definition", "function_expression", "arrow_function", "function")
@@ -204,8 +248,9 @@ def _passed_arguments(parsed: ParsedSource, ident: Node) -> list[Node]:
     name = parsed.text(name_node)
     found: list[Node] = []
     for call in of_type(parsed.root, "call_expression"):
-        if js_callee(parsed, call)[1] != name:
-            continue
+        obj, called = js_callee(parsed, call)
+        if called != name or obj not in ("", "this"):
+            continue  # `this.messagesTarget.append(...)` is the DOM's append, not the method `append`
         args = call.child_by_field_name("arguments")
         named = [a for a in args.named_children if a.type != "comment"] if args is not None else []
         if len(named) <= position:

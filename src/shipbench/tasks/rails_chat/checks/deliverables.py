@@ -120,9 +120,7 @@ def _production_load_problem(decl: GemDecl, explicitly_required: bool) -> str:
         # the production image bundles `--without development test`: an explicit require cannot help
         return f"is only in the {'/'.join(sorted(groups))} group(s)"
     if not in_production and not explicitly_required:
-        return (
-            f"is only in the {'/'.join(sorted(groups))} group(s), which Rails does not require in production"
-        )
+        return f"is only in the {'/'.join(sorted(groups))} group(s), which Rails does not require in production"
     if decl.require is False and not explicitly_required:
         return "has `require: false` and is never required explicitly"
     return ""
@@ -261,6 +259,29 @@ def check_compose(ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+def check_container_supervision(ctx: AuditContext) -> Iterator[Hit]:
+    """A container nobody checks or restarts: no HEALTHCHECK (Dockerfile or compose) and no restart
+    policy in compose. Silent when the Dockerfile or compose file is missing or broken (other rules)."""
+    facts = ctx.facts
+    if not facts.dockerfile or facts.dockerfile_placeholder_reasons:
+        return
+    compose_ok = facts.docker_compose and facts.compose_services and not facts.compose_errors
+    if not facts.dockerfile_healthcheck_line and not facts.compose_healthchecks:
+        yield Hit(
+            "deliverables.no_healthcheck",
+            "no container healthcheck: neither the Dockerfile (HEALTHCHECK) nor compose (healthcheck:) "
+            "says when the app is up, so a wedged server is never noticed",
+            (ctx.absent("HEALTHCHECK in the Dockerfile or healthcheck: in compose"),),
+        )
+    if compose_ok and not facts.compose_restart_policies:
+        path = facts.compose_path or ctx.app_path("docker-compose.yml")
+        yield Hit(
+            "deliverables.no_restart_policy",
+            "no compose service has a restart policy: a crashed app stays down",
+            (ctx.whole_file(path, "no restart: policy on any service"),),
+        )
+
+
 def check_readme(ctx: AuditContext) -> Iterator[Hit]:
     facts = ctx.facts
     if not facts.readme:
@@ -322,9 +343,7 @@ def check_controllers(ctx: AuditContext) -> Iterator[Hit]:
 
 def check_views(ctx: AuditContext) -> Iterator[Hit]:
     layouts = ctx.app_path("app/views/layouts/")
-    templates = [
-        f for f in ctx.app_files("app/views") if not f.rel.startswith(layouts) and not f.name.startswith(".")
-    ]
+    templates = [f for f in ctx.app_files("app/views") if not f.rel.startswith(layouts) and not f.name.startswith(".")]
     if not templates:
         yield Hit(
             "deliverables.views_missing",
@@ -334,9 +353,7 @@ def check_views(ctx: AuditContext) -> Iterator[Hit]:
 
 
 def _is_minitest_file(name: str) -> bool:
-    return name.endswith("_test.rb") or (
-        name.startswith("test_") and name.endswith(".rb") and name != "test_helper.rb"
-    )
+    return name.endswith("_test.rb") or (name.startswith("test_") and name.endswith(".rb") and name != "test_helper.rb")
 
 
 def check_tests_exist(ctx: AuditContext) -> Iterator[Hit]:
@@ -365,11 +382,7 @@ def _key_constants(sources: list[ParsedSource]) -> set[str]:
     for parsed in sources:
         for w in writes(parsed):
             value = w.value
-            is_key = (
-                value is not None
-                and is_plain_string(value)
-                and parsed.text(value).strip("'\"") == API_KEY_VAR
-            )
+            is_key = value is not None and is_plain_string(value) and parsed.text(value).strip("'\"") == API_KEY_VAR
             if w.kind == "assign" and w.target.type == "constant" and is_key:
                 names.add(parsed.text(w.target))
     return names
@@ -429,6 +442,7 @@ CHECKS: list[Check] = [
     check_forbidden_frameworks,
     check_docker,
     check_compose,
+    check_container_supervision,
     check_readme,
     check_routes,
     check_controllers,

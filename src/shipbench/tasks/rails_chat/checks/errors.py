@@ -21,6 +21,7 @@ from shipbench.audit.models import Evidence
 from shipbench.audit.ruby.parse import Node, ParsedSource, of_type
 from shipbench.tasks.rails_chat.checks._common import app_ruby, def_name, in_logging, method_name
 from shipbench.tasks.rails_chat.checks._eager_config import eager_config_errors
+from shipbench.tasks.rails_chat.checks._escapes import project_escapes
 from shipbench.tasks.rails_chat.checks._exception_text import shown_exception_texts
 from shipbench.tasks.rails_chat.checks._llm_flow import send_sites
 from shipbench.tasks.rails_chat.checks._rescue import Coverage, Rescue, rescue_index
@@ -249,6 +250,17 @@ def check_no_key_preflight(ctx: AuditContext) -> Iterator[Hit]:
     )
 
 
+def check_escaping_failures(ctx: AuditContext) -> Iterator[Hit]:
+    key_checked = any(True for p in app_ruby(ctx) for _ in preflight_places(p))
+    for escape in project_escapes(ctx, key_checked):
+        yield Hit(
+            rule="errors.failure_escapes_rescue",
+            message=f"The rescue around the LLM call does not catch {escape.failure}: it becomes a 500 page.",
+            evidence=(ctx.at(escape.parsed, escape.node),),
+            key=escape.failure.split(" (")[0],
+        )
+
+
 def check_silent_empty_reply(ctx: AuditContext) -> Iterator[Hit]:
     evidence = tuple(dict.fromkeys(silent_empty_replies(ctx)))
     if evidence:
@@ -289,6 +301,7 @@ CHECKS: list[Check] = [
     check_swallowed,
     check_no_user_feedback,
     check_no_key_preflight,
+    check_escaping_failures,
     check_exception_message_shown,
     check_eager_config_error,
 ]

@@ -26,6 +26,7 @@ from shipbench.tasks.rails_chat.checks._common import (
 )
 from shipbench.tasks.rails_chat.checks._core_path import on_core_path
 from shipbench.tasks.rails_chat.checks._doubles import fails_llm, fake_vars, replaces_llm
+from shipbench.tasks.rails_chat.checks._eager_config import key_raises
 from shipbench.tasks.rails_chat.checks._llm_flow import project_flows, send_sites
 from shipbench.tasks.rails_chat.checks._llmpath import (
     LlmPath,
@@ -38,6 +39,7 @@ from shipbench.tasks.rails_chat.checks._llmpath import (
     request_resources,
     stops_at_blank_guard,
 )
+from shipbench.tasks.rails_chat.checks._missing_key_tests import simulates_missing_key
 from shipbench.tasks.rails_chat.checks._rubber_stamp import doubles_in, locks_in_empty, test_only_branches
 from shipbench.tasks.rails_chat.checks._silent_reply import silent_replies
 from shipbench.tasks.rails_chat.checks._testsyntax import (
@@ -53,6 +55,7 @@ from shipbench.tasks.rails_chat.checks.persistence import classify as classify_p
 from shipbench.tasks.rails_chat.checks.rubyllm import history_kept
 
 REQUESTS = frozenset({"get", "post", "put", "patch", "delete", "head"})
+WRITES = frozenset({"post", "put", "patch"})  # a chat turn is submitted, never fetched
 CLICKS = frozenset({"click_on", "click_button", "click_link_or_button", "send_keys", "submit", "click"})
 HELPER_FILES = ("test/test_helper.rb", "spec/spec_helper.rb", "spec/rails_helper.rb")
 
@@ -216,16 +219,42 @@ def check_llm_path_untested(ctx: AuditContext) -> Iterator[Hit]:
         return
     reaching = sum(1 for f in a.cases if f.reaches)
     note = f"{len(a.cases)} tests, {reaching} reach {', '.join(a.path.files[:3])}, none with the LLM replaced"
-    stopped = [
-        ctx.at(p, n)
-        for f in a.cases
-        for p, n in nodes_in(full_scope(a.suite, f.case, global_setups=False), "call")
-        if _receiverless(p, n, REQUESTS) and stops_at_blank_guard(a.path, p, n, _test_class(f.case))
-    ]
+    stops = {id(f): _blank_guard_stops(ctx, a, f) for f in a.cases}
+    live = [f for f in a.cases if not f.replaced and f.verdict.verdict != "skipped" and _runs_llm_live(a, f)]
+    if live:
+        yield Hit(
+            "tests.llm_path_live_only",
+            f"{len(live)} test(s) exercise the LLM path only against the real provider: they need a key and "
+            "the network, and without them (CI) the path is untested.",
+            tuple(_at_case(ctx, f) for f in live),
+        )
+        return
+    stopped = [e for f in a.cases for e in stops[id(f)]]
     message = "No test exercises the code that calls the LLM with the LLM replaced by a fake, stub or WebMock."
     if stopped:
         message += " The requests to it send only blank input and stop at the guard before the LLM."
     yield Hit("tests.llm_path_untested", message, (ctx.whole_file(_test_dir(ctx, a), note), *dict.fromkeys(stopped)))
+
+
+def _runs_llm_live(a: Analysis, f: CaseFacts) -> bool:
+    """Calls RubyLLM itself, or submits real input (POST/PUT/PATCH) to an action that reaches the LLM;
+    a page GET that only builds a chat in a before_action sends nothing."""
+    if f.direct:
+        return True
+    scope = full_scope(a.suite, f.case, global_setups=False)
+    return any(
+        _receiverless(p, n, WRITES) and request_reaches(a.path, p, n, _test_class(f.case))
+        for p, n in nodes_in(scope, "call")
+    )
+
+
+def _blank_guard_stops(ctx: AuditContext, a: Analysis, f: CaseFacts) -> list[Evidence]:
+    """The requests of a test that send only blank input and stop at the guard before the LLM."""
+    return [
+        ctx.at(p, n)
+        for p, n in nodes_in(full_scope(a.suite, f.case, global_setups=False), "call")
+        if _receiverless(p, n, REQUESTS) and stops_at_blank_guard(a.path, p, n, _test_class(f.case))
+    ]
 
 
 def _fake_message(fake: FakeMismatch) -> str:
@@ -398,6 +427,22 @@ def check_no_error_path(ctx: AuditContext) -> Iterator[Hit]:
     )
 
 
+def check_no_missing_key_test(ctx: AuditContext) -> Iterator[Hit]:
+    """The LLM failure path is tested, but never the other error the template names: a missing key."""
+    a = analyse(ctx)
+    if not any(f.reaches and f.error_path for f in a.cases):
+        return  # no error path at all is tests.no_error_path's
+    raised = {k for p in app_ruby(ctx) for _, k in key_raises(p)}
+    if simulates_missing_key(ctx.test_sources(), raised):
+        return
+    yield Hit(
+        "tests.no_missing_key_test",
+        "No test runs the app with the API key missing (ENV cleared, configuration blanked, or the "
+        "missing-key error raised): what a user sees without a key is untested.",
+        (ctx.whole_file(_test_dir(ctx, a), "no test removes the API key"),),
+    )
+
+
 def check_coverage_theater(ctx: AuditContext) -> Iterator[Hit]:
     a = analyse(ctx)
     counted = [f for f in a.cases if f.verdict.verdict != "skipped"]
@@ -449,6 +494,7 @@ CHECKS: list[Check] = [
     check_component_untested,
     check_real_network,
     check_no_error_path,
+    check_no_missing_key_test,
     check_coverage_theater,
     check_no_coverage_tool,
 ]
