@@ -258,3 +258,37 @@ def test_stimulus_behaviour_in_class_field_arrow_functions_counts(tmp_path: Path
     logging = head + '  connect() { console.log("hi") }\n  ping = () => console.log("x")\n}\n'
     assert _has_behaviour(parse_js("a_controller.js", field.encode()))
     assert not _has_behaviour(parse_js("b_controller.js", logging.encode()))
+
+
+# ---------------------------------------------------------------- broken JS, templates that raise
+
+
+def test_a_controller_that_does_not_parse_means_no_stimulus_runs(tmp_path: Path) -> None:
+    unclosed = STIMULUS.replace("reset() { this.element.reset() }", "reset() {\n    fetch(url).then(r => {\n  }")
+    files = {**GOOD, "app/javascript/controllers/composer_controller.js": unclosed}
+    hit = only(run(make_ctx(tmp_path, files)), "hotwire.no_stimulus")
+    assert "does not parse" in hit.message and hit.evidence[0].path.endswith("composer_controller.js")
+
+
+def test_one_broken_controller_breaks_the_working_ones_beside_it(tmp_path: Path) -> None:
+    broken = "import { Controller } from '@hotwired/stimulus'\nexport default class extends Controller {\n  go( {\n}\n"
+    files = {**GOOD, "app/javascript/controllers/scroll_controller.js": broken}
+    hit = only(run(make_ctx(tmp_path, files)), "hotwire.no_stimulus")
+    assert [e.path for e in hit.evidence] == ["app/javascript/controllers/scroll_controller.js"]
+
+
+def test_a_stream_template_reading_a_class_variable_raises(tmp_path: Path) -> None:
+    stream = (
+        '<%= turbo_stream.append "messages" do %>\n  <%= render "messages/message", message: @@log.last %>\n<% end %>\n'
+    )
+    files = {**GOOD, "app/views/messages/create.turbo_stream.erb": stream}
+    hit = only(run(make_ctx(tmp_path, files)), "hotwire.template_raises")
+    assert (hit.evidence[0].path, hit.evidence[0].line) == ("app/views/messages/create.turbo_stream.erb", 2)
+
+
+def test_a_page_reading_a_class_variable_raises_and_ivars_do_not(tmp_path: Path) -> None:
+    page = "<% @@history.each do |m| %>\n  <p><%= m %></p>\n<% end %>\n"
+    files = {**GOOD, "app/views/chats/index.html.erb": page}
+    assert only(run(make_ctx(tmp_path, files)), "hotwire.template_raises").evidence[0].line == 1
+    fine = {**GOOD, "app/views/chats/index.html.erb": page.replace("@@history", "@history")}
+    assert [h.rule for h in run(make_ctx(tmp_path / "ok", fine))] == []

@@ -162,6 +162,24 @@ def check_no_turbo_stream(ctx: AuditContext) -> Iterable[Hit]:
     )
 
 
+def check_template_raises(ctx: AuditContext) -> Iterable[Hit]:
+    """A view reading a class variable (`@@messages`): templates compile into methods of a view class,
+    which does not see the controller's class variables, so rendering raises NameError."""
+    evidence = [
+        ctx.at(view, node)
+        for view in view_sources(ctx)
+        if view.kind == "erb"
+        for node in of_type(view.root, "class_variable")
+    ]
+    if evidence:
+        yield Hit(
+            rule="hotwire.template_raises",
+            message="A view reads a class variable (@@x): a template cannot see the controller's class "
+            "variables, so rendering it raises NameError and that response (often the message stream) fails.",
+            evidence=tuple(dict.fromkeys(evidence)),
+        )
+
+
 # ---------------------------------------------------------------- fetch + innerHTML
 
 
@@ -250,9 +268,24 @@ def _has_behaviour(parsed: ParsedSource) -> bool:
     return False
 
 
+def _unparsable_controllers(ctx: AuditContext) -> list[ParsedSource]:
+    return [p for p in _js_files(ctx) if p.rel.endswith("_controller.js") and p.has_error]
+
+
 def check_no_stimulus(ctx: AuditContext) -> Iterable[Hit]:
     count = _stimulus_controller_count(ctx)
     ctx.derived["stimulus_controllers"] = count
+    broken = _unparsable_controllers(ctx)
+    if broken:
+        # one module of the graph that fails to parse fails the import of every controller beside it
+        # (importmap's index.js imports them all; a bundler refuses to build)
+        yield Hit(
+            rule="hotwire.no_stimulus",
+            message="A Stimulus controller does not parse (JavaScript syntax error): the module fails to load, "
+            "and with it the controllers index, so no controller runs.",
+            evidence=tuple(ctx.at_line(p.rel, p.first_error_line()) for p in broken[:5]),
+        )
+        return
     controllers = [p for p in _js_files(ctx) if p.rel.endswith("_controller.js") and js_has_subclass(p)]
     if count and not any(_has_behaviour(p) for p in controllers):
         yield Hit(
@@ -333,6 +366,7 @@ def check_inline_assets(ctx: AuditContext) -> Iterable[Hit]:
 
 CHECKS: list[Check] = [
     check_no_turbo_stream,
+    check_template_raises,
     check_fetch_innerhtml,
     check_no_stimulus,
     check_no_partials,
