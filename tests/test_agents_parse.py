@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-import shipbench.agents as agents_pkg
 from shipbench.agents.base import AgentAdapter, AgentEvent, Usage
 from shipbench.agents.claude import ClaudeAdapter
 from shipbench.agents.codex import CodexAdapter
@@ -16,7 +15,7 @@ from shipbench.agents.gemini import GeminiAdapter
 from shipbench.agents.opencode import OpencodeAdapter
 from shipbench.agents.registry import ADAPTERS, get_adapter
 
-SAMPLES = Path(agents_pkg.__file__).parent / "samples"
+SAMPLES = Path(__file__).parent / "fixtures" / "agent_streams"
 
 
 def parse_file(adapter: AgentAdapter, name: str) -> list[AgentEvent]:

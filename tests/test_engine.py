@@ -53,13 +53,30 @@ def test_crashing_check_is_recorded_not_raised(tmp_path: Path) -> None:
         "def fine(ctx):\n    yield Hit('deliverables.compose_missing', 'no compose', (ctx.absent('compose'),))\n"
         "CHECKS = [boom, fine]\n",
     )
-    project = write_tree(
-        tmp_path / "proj", {"Gemfile": 'gem "rails"\n', "config/application.rb": "module X; end\n"}
-    )
+    project = write_tree(tmp_path / "proj", {"Gemfile": 'gem "rails"\n', "config/application.rb": "module X; end\n"})
     result = audit_project(project, load_task(pack))
     assert result.facts["check_errors"] == ["boom: RuntimeError('kaboom')"]
     assert [f.rule for f in result.findings] == ["deliverables.compose_missing"]
     assert result.score == 100 - load_task(pack).rubric.rules["deliverables.compose_missing"].points
+    assert result.verdict == "incomplete: check boom failed"  # never full marks silently
+    assert result.facts["incomplete"] == ["check boom failed"]
+
+
+def test_raising_check_in_a_copy_of_the_real_pack_makes_the_audit_incomplete(tmp_path: Path) -> None:
+    dest = tmp_path / "pack"
+    shutil.copytree(BUILTIN_TASKS["rails-chat"], dest, ignore=shutil.ignore_patterns("__pycache__"))
+    with (dest / "checks" / "__init__.py").open("a", encoding="utf-8") as fh:
+        fh.write("\n\ndef check_exploding(ctx):\n    raise ValueError('bad tree')\n\n\n")
+        fh.write("CHECKS = [*CHECKS[:3], check_exploding, *CHECKS[3:]]\n")
+    real, pack = load_task("rails-chat"), load_task(dest)
+    assert len(pack.checks) == len(real.checks) + 1
+    project = write_tree(tmp_path / "proj", {"Gemfile": 'gem "rails"\n', "config/application.rb": "module X; end\n"})
+    clean = audit_project(project, real)
+    broken = audit_project(project, pack)
+    assert clean.verdict == "scored" and "check_errors" not in clean.facts
+    assert broken.verdict == "incomplete: check check_exploding failed"
+    assert broken.facts["check_errors"] == ["check_exploding: ValueError('bad tree')"]
+    assert broken.score == clean.score  # the other checks still ran
 
 
 def test_unparsable_ruby_is_recorded(tmp_path: Path) -> None:

@@ -242,3 +242,21 @@ def test_stream_with_wrong_content_type_still_relayed_and_metered(tmp_path: Path
             assert env.records()[0].usage.model_dump() == EXPECTED["anthropic_messages"]
 
     run(body())
+
+
+def test_upstream_401_403_count_as_auth_errors_but_the_proxys_own_401_does_not(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with proxy_env(tmp_path, provider="anthropic") as env:
+            status, _ = await env.send("anthropic_messages", False, token="stale-lease-token")
+            assert status == 401 and env.records() == [] and env.lease.auth_errors == 0
+            env.up.queue.append(Scripted(status=401, body={"error": {"message": "invalid x-api-key"}}))
+            env.up.queue.append(Scripted(status=403, body={"error": {"message": "forbidden"}}))
+            for _ in range(2):
+                status, _ = await env.send("anthropic_messages", True)
+                assert status in (401, 403)
+            assert [r.attempts for r in env.records()] == [1, 1]  # never retried
+            assert (env.lease.auth_errors, env.lease.ok_calls, env.lease.last_error_class) == (2, 0, "auth")
+            status, _ = await env.send("anthropic_messages", True)
+            assert status == 200 and (env.lease.auth_errors, env.lease.ok_calls) == (2, 1)
+
+    run(body())

@@ -506,3 +506,66 @@ def test_signal_process_refuses_a_recycled_pid(marker: str) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+HARNESS = """
+import asyncio, sys
+from pathlib import Path
+from shipbench.agents.base import Invocation
+from shipbench.config import Limits
+from shipbench.runner.process import StopSignal, run_process
+
+agent, pidfile, marker, tmp = sys.argv[1:5]
+inv = Invocation(argv=[sys.executable, agent, pidfile], env={"PATH": "/usr/bin:/bin"})
+asyncio.run(run_process(inv, cwd=Path(tmp), marker=marker, limits=Limits(grace_s=1), on_stdout_line=print,
+                        stderr_path=Path(tmp) / "err.log", stop=StopSignal()))
+"""
+
+TREE_AGENT = """
+import os, subprocess, sys, time
+child_code = (
+    "import subprocess, sys, time; "
+    "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True, env={}); "
+    "open(sys.argv[1] + '.g', 'w').write(str(g.pid)); time.sleep(600)"
+)
+child = subprocess.Popen([sys.executable, "-c", child_code, sys.argv[1]])
+while not (os.path.exists(sys.argv[1] + ".g") and open(sys.argv[1] + ".g").read()):
+    time.sleep(0.01)
+open(sys.argv[1], "w").write(" ".join(map(str, (os.getppid(), os.getpid(), child.pid))))
+time.sleep(600)
+"""
+
+
+def test_sigkilled_harness_takes_every_descendant_with_it(tmp_path: Path, marker: str) -> None:
+    """The harness process is SIGKILLed mid-run: within 5 s nothing it started lives on, not even a grandchild
+    that left the agent's session and environment (it is tied to the trial only by the keeper, its subreaper)."""
+    harness_py = script(tmp_path, "harness.py", HARNESS)
+    agent = script(tmp_path, "agent.py", TREE_AGENT)
+    pidfile = tmp_path / "tree.pids"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    harness = subprocess.Popen(
+        [sys.executable, str(harness_py), str(agent), str(pidfile), marker, str(tmp_path)],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    )
+    try:
+        keeper, agent_pid, child = (int(p) for p in wait_file(pidfile, 30).split())
+        grandchild = int((tmp_path / "tree.pids.g").read_text())
+        tree = [keeper, agent_pid, child, grandchild]
+        assert all(pid_alive(p) for p in tree)
+        assert Path(f"/proc/{keeper}/stat").read_text().split(") ")[1].split()[1] == str(harness.pid)
+    finally:
+        harness.kill()
+        harness.wait(10)
+    deadline = time.monotonic() + 5
+    while any(pid_alive(p) for p in tree) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = [p for p in tree if pid_alive(p)]
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == [], f"survived the harness by 5 s: {survivors} of {tree}"
+
+
+def test_agent_killed_by_a_signal_is_reported_as_that_signal(tmp_path: Path, marker: str) -> None:
+    agent = script(tmp_path, "agent.py", "import os, signal\nos.kill(os.getpid(), signal.SIGABRT)\n")
+    result, _ = run(invocation(agent), tmp_path, marker)
+    assert (result.exit_code, result.signal) == (None, signal.SIGABRT)

@@ -163,3 +163,41 @@ def test_row13_no_terminal_event_is_a_crash(res: ProcessResult, text: str) -> No
     status, reason, cls = decide(res)
     assert (status, cls) == ("agent_crash", "model")
     assert reason == f"no terminal event; {text}"
+
+
+@pytest.mark.parametrize(
+    ("res", "kw"),
+    [
+        (KILLED, {"verdict": Verdict("timeout", "phase wall 5400 s")}),  # a retry storm until the wall clock
+        (KILLED, {"verdict": Verdict("loop", "same call 6x")}),
+        (KILLED, {"verdict": Verdict("idle", "quiet 360 s")}),
+        (result(1), {"terminal": FAILED}),
+        (result(0), {}),  # exited quietly without a terminal event
+        (result(0), {"terminal": OK}),  # claimed success without a single answered call
+        (result(None, signal.SIGSEGV), {"budget_reason": "tokens"}),
+    ],
+)
+def test_row1a_upstream_auth_refusals_are_infra_whatever_the_agent_did(res: ProcessResult, kw: dict[str, Any]) -> None:
+    status, reason, cls = decide(
+        res, provider_errors=40, last_error_class="auth", llm_calls=40, auth_errors=40, ok_calls=0, **kw
+    )
+    assert (status, cls) == ("infra_error", "infra")
+    assert reason.startswith("auth:") and "401/403" in reason and "40 call(s)" in reason
+
+
+def test_row1a_auth_after_successes_is_infra_unless_the_agent_finished() -> None:
+    got = decide(KILLED, verdict=Verdict("timeout", "t"), provider_errors=9, last_error_class="auth",
+                 auth_errors=9, ok_calls=3)
+    assert got[0] == "infra_error" and got[1].startswith("auth:")
+    # one refused call among successes, then a finished phase: the agent's result stands
+    assert decide(terminal=OK, provider_errors=1, last_error_class="auth", auth_errors=1, ok_calls=5)[0] == "completed"
+    # an auth error long ago, the run then failed on something else: not an auth failure
+    got = decide(KILLED, verdict=Verdict("loop", "x"), provider_errors=2, last_error_class="server_error",
+                 auth_errors=1, ok_calls=5)
+    assert got == ("loop", "loop: x", "model")
+
+
+def test_row1a_needs_the_upstream_not_the_proxy_refusal() -> None:
+    # the proxy's own 401 (stale lease token) is never recorded: no auth_errors, the old rows decide
+    got = decide(KILLED, verdict=Verdict("timeout", "t"), llm_calls=0, auth_errors=0, ok_calls=0)
+    assert got == ("timeout", "timeout: t", "model")

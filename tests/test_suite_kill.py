@@ -127,3 +127,36 @@ def test_sigterm_stops_gracefully_and_resumes(tmp_path: Path) -> None:
         assert rerun.returncode == 0, output.decode(errors="replace")[-2000:]
     assert _status(trial / "trial.json") == "completed"
     assert (trial / "workspace" / "hello.txt").is_file()
+
+
+@pytest.mark.parametrize("agent", ["codex", "claude", "gemini", "opencode"])
+def test_agent_dies_within_5s_of_a_sigkilled_harness(tmp_path: Path, agent: str) -> None:
+    """A real agent CLI (node, and what it spawns) must not outlive a SIGKILLed harness by more than 5 s, even while
+    it waits on a model call that never answers (nothing on its stdout to fail on)."""
+    need(agent)
+    task = write_task(tmp_path / "task", {"hello": HELLO_PROMPT})
+    out = tmp_path / "out"
+    with replay_in_thread(Fault(kind="hang", times=1000)) as url:
+        suite = tmp_path / "suite.toml"
+        suite.write_text(
+            f'name = "orphan"\ntask = "{task}"\n[[agents]]\nname = "{agent}"\n'
+            f'[[models]]\nid = "rp"\nmodel = "replay-model"\nprovider = "replay"\nbase_url = "{url}"\n'
+        )
+        trial = out / "orphan" / f"tiny__{agent}__rp__r1"
+        prefix = trial_marker_prefix(trial)
+        harness = _harness(suite, out)
+        deadline = time.monotonic() + 60
+        while not marked_processes(prefix) and time.monotonic() < deadline and harness.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        running = marked_processes(prefix)
+        assert running, "the agent never started"
+        harness.send_signal(signal.SIGKILL)
+        harness.wait(10)
+        deadline = time.monotonic() + 5
+        while marked_processes(prefix) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = marked_processes(prefix)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        assert left == [], f"agent processes outlived the harness by 5 s: {left} (of {running})"

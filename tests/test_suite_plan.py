@@ -144,3 +144,15 @@ def test_agent_settings_are_part_of_the_trial_id(tmp_path: Path) -> None:
     dup, _ = _suite(tmp_path, agents=[{"name": "codex"}, {"name": "codex"}])
     with pytest.raises(ConfigError, match="listed twice"):
         check_pairs(dup)
+
+
+def test_two_configurations_never_share_a_trial_directory(tmp_path: Path) -> None:
+    from shipbench.config import ConfigError
+
+    suite, task = _suite(tmp_path, agents=[{"name": "codex"}], repeats=1, models=[
+        {"id": "qwen:8b", "model": "q1", "provider": "replay"}, {"id": "qwen-8b", "model": "q2", "provider": "replay"},
+    ])
+    with pytest.raises(ConfigError) as info:
+        expand_plans(suite, task, SuitePaths(tmp_path))
+    assert str(info.value) == ("agent 'codex' model 'qwen:8b' and agent 'codex' model 'qwen-8b' would share the "
+                               "trial directory tiny__codex__qwen-8b__r1: rename one model id or prompt variant")

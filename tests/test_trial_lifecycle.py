@@ -4,7 +4,9 @@ Covers: phases run in order with one git commit each, proxy usage equals what th
 lease token is redacted from events.jsonl, a re-run skips a finished trial (trial.json untouched), an
 interrupted phase is re-run from its predecessor's commit while the finished phase is kept, --force
 restarts from an empty workspace, infra errors (binary missing, key missing) are recorded and retried,
-crash/hang/loop/budget statuses, and no process of any trial survives a test.
+crash/hang/loop/budget statuses, and no process of any trial survives a test. An unreadable or invalid
+trial.json (or a deleted one beside phase output) stops only that trial, byte-for-byte untouched, exit code 1,
+until --force; a resume keeps each finished phase's stored failure class.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from tests.test_trial_support import (
     FakeAdapter,
     marked_processes,
@@ -28,10 +33,12 @@ from tests.test_trial_support import (
 )
 
 import shipbench.runner.plan as plan_mod
+import shipbench.runner.refusals as refusals_mod
 import shipbench.runner.trial as trial_mod
 from shipbench.config import SuiteConfig
 from shipbench.replay.server import ReplayServer
 from shipbench.replay.trajectory import load_trajectory
+from shipbench.runner.command import run_command
 from shipbench.runner.plan import NullProgress
 from shipbench.runner.suite import BUNDLED_REPLAY_DIR, run_suite
 from shipbench.store.index import query
@@ -50,6 +57,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAdapte
 
     monkeypatch.setattr(trial_mod, "get_adapter", lambda name: adapter)
     monkeypatch.setattr(plan_mod, "get_adapter", lambda name: adapter)  # the suite's up-front pair check
+    monkeypatch.setattr(refusals_mod, "get_adapter", lambda name: adapter)  # and its installed-binary check
     monkeypatch.setattr(trial_mod, "find_binary", lambda cap, override: Path("/usr/bin/python3"))
     monkeypatch.setattr(trial_mod, "detect_version", version)
     yield adapter
@@ -212,9 +220,106 @@ def test_failing_phase_ends_trial(
     assert [p.id for p in rec.phases] == ["one"]  # phase two never ran
     infra = status == "infra_error"  # the agent died before any model call: not the model's failure
     assert rec.failure_class == ("infra" if infra else "model")
+    assert rec.phases[0].failure_class == rec.failure_class  # stored with the phase, for a resume to read
     # model failures are still audited; infrastructure failures are not scored at all
     assert (tmp_path / "out" / "t" / rec.trial_id / "audit.json").is_file() is not infra
     assert marked_processes(trial_marker_prefix(tmp_path / "out" / "t" / rec.trial_id)) == []
     if mode == "spend":
         assert rec.phases[0].watchdog[0].kind == "budget"
         assert load_trial(tmp_path / "out" / "t" / rec.trial_id / "trial.json").status == "budget_exceeded"
+
+
+def _corrupt_and_rerun(
+    tmp_path: Path, fake: FakeAdapter, corrupt: Callable[[TrialRecord], str]
+) -> tuple[list[TrialRecord], str, Path]:
+    """Two repeats finish; r1's trial.json is replaced by `corrupt(r1)`, r2's dir is removed; the suite runs
+    again through run_command (what `shipbench run` calls): returns the first records, the output, r1's file."""
+    config = _config(tmp_path, repeats=2)
+    first = _run(config, tmp_path / "out")
+    assert [r.status for r in first] == ["completed", "completed"]
+    suite = tmp_path / "out" / "t"
+    bad = suite / "tiny__fake__rp__r1" / "trial.json"
+    bad.write_text(corrupt(first[0]), encoding="utf-8")
+    shutil.rmtree(suite / "tiny__fake__rp__r2")
+    before = {p: p.read_bytes() for p in (suite / "tiny__fake__rp__r1").rglob("*") if p.is_file()}
+    out = StringIO()
+    code = run_command(config, out=tmp_path / "out", console=Console(file=out, width=400))
+    assert code == 1  # any infra_error: the unreadable trial did not run
+    after = {p: p.read_bytes() for p in (suite / "tiny__fake__rp__r1").rglob("*") if p.is_file()}
+    assert after == before  # nothing of the unreadable trial was rewritten or wiped
+    assert len(fake.requests) == 6  # 2 x 2 phases, then only r2 again
+    return first, out.getvalue(), bad
+
+
+def test_unknown_field_in_trial_json_stops_only_that_trial(tmp_path: Path, fake: FakeAdapter) -> None:
+    _, printed, bad = _corrupt_and_rerun(
+        tmp_path, fake, lambda r: json.dumps(json.loads(r.model_dump_json()) | {"bogus": 1})
+    )
+    record = json.loads((tmp_path / "out" / "t" / "tiny__fake__rp__r2" / "trial.json").read_text())
+    assert record["status"] == "completed"
+    reason = (f"{bad}: invalid trial.json: bogus: Extra inputs are not permitted; the trial was left untouched: "
+              "fix the file, or re-run with --force tiny__fake__rp__r1 to start it over from an empty workspace")
+    assert f"\ninfra_error (not scored): tiny__fake__rp__r1: {reason}\n" in printed
+    rows = {r["trial_id"]: r["status"] for r in query(SuitePaths(tmp_path / "out" / "t"))}
+    assert rows == {"tiny__fake__rp__r1": "completed", "tiny__fake__rp__r2": "completed"}  # never indexed
+
+
+def test_bad_json_trial_is_reported_then_force_restarts_it(tmp_path: Path, fake: FakeAdapter) -> None:
+    first, printed, bad = _corrupt_and_rerun(tmp_path, fake, lambda r: "{not json")
+    assert (f"infra_error (not scored): tiny__fake__rp__r1: {bad}: invalid trial.json: Invalid JSON: key must be "
+            "a string at line 1 column 2; the trial was left untouched") in printed
+    # an extra field beside a valid record is refused too (a newer or hand-edited trial.json)
+    data = json.loads(first[0].model_dump_json())
+    bad.write_text(json.dumps(data | {"extra": True}), encoding="utf-8")
+    (r1, r2) = _run(_config(tmp_path, repeats=2), tmp_path / "out")
+    assert (r1.status, r2.status) == ("infra_error", "completed")
+    assert r1.status_reason.startswith(f"{bad}: invalid trial.json: extra: Extra inputs are not permitted;")
+    (forced, _) = _run(_config(tmp_path, repeats=2), tmp_path / "out", force={"tiny__fake__rp__r1"})
+    assert forced.status == "completed" and load_trial(bad).status == "completed"
+    assert len(fake.requests) == 8  # only the forced trial ran again
+
+
+def test_resume_keeps_the_stored_failure_class(tmp_path: Path, fake: FakeAdapter) -> None:
+    config = _config(tmp_path)
+    fake.modes = {"Phase two": "partial-hang"}
+
+    async def interrupted() -> list[TrialRecord]:
+        shutdown = asyncio.Event()
+        runner = asyncio.create_task(run_suite(config, out=tmp_path / "out", progress=NullProgress(),
+                                               monitor_interval_s=0.2, handle_signals=False, environ={},
+                                               shutdown=shutdown))
+        partial = tmp_path / "out" / "t" / "tiny__fake__rp__r1" / "workspace" / "partial.txt"
+        deadline = time.monotonic() + 60
+        while not partial.is_file() and not runner.done():
+            assert time.monotonic() < deadline, "phase two never started"
+            await asyncio.sleep(0.1)
+        shutdown.set()
+        return await runner
+
+    (stopped,) = asyncio.run(interrupted())
+    assert stopped.phases[0].failure_class == "none" and stopped.phases[1].failure_class is None
+    # phase one as the status table decides an error terminal after model calls: completed_with_errors, "model"
+    path = tmp_path / "out" / "t" / stopped.trial_id / "trial.json"
+    data = json.loads(path.read_text())
+    data["phases"][0].update(status="completed_with_errors", status_reason="agent reported failure",
+                             failure_class="model")
+    path.write_text(json.dumps(data), encoding="utf-8")
+    fake.modes = {}
+    (resumed,) = _run(config, tmp_path / "out")
+    assert (resumed.status, resumed.failure_class) == ("completed_with_errors", "model")  # not re-derived as "none"
+    assert resumed.status_reason == "agent reported failure"
+
+
+def test_deleted_trial_json_beside_phase_output_is_not_wiped(tmp_path: Path, fake: FakeAdapter) -> None:
+    config = _config(tmp_path)
+    (first,) = _run(config, tmp_path / "out")
+    root = tmp_path / "out" / "t" / first.trial_id
+    (root / "trial.json").unlink()
+    events = (root / "phases" / "1" / "events.jsonl").read_bytes()
+    (again,) = _run(config, tmp_path / "out")
+    assert again.status == "infra_error"
+    assert again.status_reason.startswith(
+        f"{root / 'trial.json'}: missing, but phases/ holds output of an earlier run; the trial was left untouched"
+    )
+    assert (root / "phases" / "1" / "events.jsonl").read_bytes() == events and not (root / "trial.json").exists()
+    assert len(fake.requests) == 2

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from shipbench import __version__
-from shipbench.audit.engine import AuditInputError, audit_project
+from shipbench.audit.engine import INCOMPLETE_PREFIX, AuditInputError, audit_project, is_incomplete
+from shipbench.audit.files import MAX_FILES
 from shipbench.audit.models import AuditResult
 from shipbench.audit.report_md import render_markdown
 from shipbench.audit.serialize import to_json
 from shipbench.tasks.pack import TaskPackError, load_task
+
+if TYPE_CHECKING:
+    from shipbench.report.leaderboard import Leaderboard
 
 app = typer.Typer(
     name="shipbench",
@@ -65,24 +69,38 @@ def audit(
     ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the audit JSON here.")] = None,
     md_path: Annotated[Path | None, typer.Option("--md", help="Write the Markdown report here.")] = None,
+    max_files: Annotated[
+        int, typer.Option("--max-files", min=1, help="File budget: beyond it the audit is marked incomplete.")
+    ] = MAX_FILES,
 ) -> None:
-    """Score a project against the task's rubric, with evidence for every deduction."""
+    """Score a project against the task's rubric, with evidence for every deduction.
+
+    An audit that could not see the whole project (file budget spent, a check crashed) has a verdict
+    starting with `incomplete:` and says so on stderr; its score covers only what was read.
+    """
+    from rich.markup import escape
+
     sources = _parse_gem_sources(gem_source or [])
     try:
         pack = load_task(task)
-        result = audit_project(project_dir, pack, sources)
+        result = audit_project(project_dir, pack, sources, max_files=max_files)
     except (TaskPackError, AuditInputError) as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(escape(str(exc))) from None
     if md_path is not None:
         _emit(render_markdown(result), md_path)
     if json_path is not None or md_path is None:
         _emit(to_json(result), json_path)
     if json_path is not None or md_path is not None:
+        line = f"{result.project}: {result.score}/100 tier {result.tier} ({result.verdict})"
+        err.print(escape(line), highlight=False)
+    if is_incomplete(result.verdict):
         err.print(
-            f"{result.project}: {result.score}/100 tier {result.tier} ({result.verdict})", highlight=False
+            f"[bold yellow]warning: incomplete audit[/], the score covers only part of the project: "
+            f"{escape(result.verdict.removeprefix(INCOMPLETE_PREFIX))}",
+            highlight=False,
         )
     for note in _unverified_notes(result):
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
 
 
 def _unverified_notes(result: AuditResult) -> list[str]:
@@ -116,19 +134,24 @@ def run(
     """Run (or resume) a suite: real agent CLIs, metered through the local proxy, audited, indexed.
 
     Idempotent: finished trials are skipped, unfinished phases re-run. Exit 0 when every trial finished
-    (whatever its status), 1 if any infra_error, 2 on a bad suite, 130 when interrupted.
+    (whatever its status); 1 if any trial ended in infra_error, including a trial whose trial.json cannot
+    be read (left untouched: fix it or --force that trial id; the other trials still run); 2 when the run
+    is refused before anything starts (bad or unreadable suite, unsafe name, --agent/--model matching
+    nothing, agent CLI not installed, max_usd for a model without a price, --out held by another run);
+    130 when interrupted.
     """
+    from rich.markup import escape
+
     from shipbench.config import ConfigError
-    from shipbench.demo import DEFAULT_GEM_SOURCES
     from shipbench.runner.command import DEMO_SUITE, load_suite_file, run_command
 
-    sources = {k: v for k, v in DEFAULT_GEM_SOURCES.items() if v.is_dir()} | _parse_gem_sources(gem_source or [])
+    sources = _gem_sources_with_hints(gem_source)
     try:
         config = load_suite_file(suite or DEMO_SUITE)
         code = run_command(config, out=out, console=_console(), only_agent=agent, only_model=model,
                            repeats=repeats, jobs=jobs, force=set(force or []), gem_sources=sources)
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(escape(str(exc))) from None
     raise typer.Exit(code=code)
 
 
@@ -139,7 +162,10 @@ def demo(
     ] = False,
     examples: Annotated[
         Path | None,
-        typer.Option(help="With --audit-examples: directory of example projects (default: the bundled corpus)."),
+        typer.Option(help="With --audit-examples: directory of example projects (required)."),
+    ] = None,
+    gem_source: Annotated[
+        list[str] | None, typer.Option("--gem-source", help="NAME=DIR: the audit verifies calls against it.")
     ] = None,
     out: Annotated[
         Path | None,
@@ -158,10 +184,10 @@ def demo(
     real model; no API key needed). --audit-examples audits the example corpus instead.
     """
     if audit_examples:
-        _demo_audit_examples(examples, out)
+        _demo_audit_examples(examples, out, _gem_sources_with_hints(gem_source))
         return
     from shipbench.config import ConfigError
-    from shipbench.demo import DEFAULT_GEM_SOURCES, installed_agents
+    from shipbench.demo import installed_agents
     from shipbench.runner.command import DEMO_SUITE, load_suite_file, run_command
 
     console = _console()
@@ -178,7 +204,7 @@ def demo(
         "[bold]REPLAY demo[/]: the model is a scripted local upstream replaying a recorded trajectory; "
         "the agents, proxy, watchdogs, audit and store are real. Scores show the pipeline, not a model."
     )
-    sources = {k: v for k, v in DEFAULT_GEM_SOURCES.items() if v.is_dir()}
+    sources = _gem_sources_with_hints(gem_source)
     results = out or Path("results")
     try:
         code = run_command(config, out=results, console=console, jobs=jobs, force=set(force or []), gem_sources=sources)
@@ -194,6 +220,7 @@ def _write_demo_report(suite_dir: Path, report_dir: Path, console: Console) -> N
     from shipbench.report.markdown import render_markdown as render_board_md
 
     board, trials = build_report(suite_dir, [])
+    _print_read_problems(board)
     index = html_renderer()(board, trials, report_dir)
     _emit(render_board_md(board), report_dir / "leaderboard.md")
     console.print(f"leaderboard: {report_dir / 'leaderboard.md'} and {index}", highlight=False)
@@ -203,28 +230,32 @@ def _console() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=160)
 
 
-def _demo_audit_examples(examples: Path | None, out: Path | None) -> None:
-    from shipbench.demo import (
-        DEFAULT_EXAMPLES,
-        DEFAULT_GEM_SOURCES,
-        audit_examples,
-        example_projects,
-        ranking_table,
-        write_results,
-    )
+def _gem_sources_with_hints(values: list[str] | None) -> dict[str, Path]:
+    """The explicit --gem-source values, and a stderr hint for each verified gem with no source at all."""
+    from shipbench.demo import gem_source_hints
 
-    examples_dir = examples or DEFAULT_EXAMPLES
+    sources = _parse_gem_sources(values or [])
+    for hint in gem_source_hints(sources):
+        err.out(f"note: {hint}", highlight=False)
+    return sources
+
+
+def _demo_audit_examples(examples: Path | None, out: Path | None, sources: dict[str, Path]) -> None:
+    from shipbench.demo import audit_examples, example_projects, ranking_table, write_results
+
+    if examples is None:
+        raise _fail("--audit-examples needs --examples DIR (e.g. tests/fixtures/rails_chat in a source checkout)")
+    examples_dir = examples
     if not examples_dir.is_dir():
         raise _fail(f"{examples_dir}: no example projects here (pass --examples DIR)")
     projects = example_projects(examples_dir)
     if not projects:
         raise _fail(f"{examples_dir}: contains no project directories")
-    sources = {name: path for name, path in DEFAULT_GEM_SOURCES.items() if path.is_dir()}
     console = Console() if sys.stdout.isatty() else Console(width=160)
     rows = audit_examples(projects, load_task("rails-chat"), sources, console)
     title = (
-        f"rails-chat audit of {len(rows)} example projects (hand-written fixtures, not agent runs; "
-        f"API verified against: {', '.join(f'{k}={v.name}' for k, v in sources.items()) or 'nothing'})"
+        f"rails-chat audit of {len(rows)} example projects in {examples_dir} (not agent runs; "
+        f"API verified against: {', '.join(f'{k}={v}' for k, v in sources.items()) or 'installed gems only'})"
     )
     console.print(ranking_table(rows, title))
     if out is not None:
@@ -283,12 +314,21 @@ def report(
         _emit(to_json(board), json_path)
     if md_path is not None or (html_dir is None and json_path is None):
         _emit(render_board_md(board), md_path)
+    _print_read_problems(board)
     t = board.totals
     err.print(
         f"{t['trials']} trials, {t['scored']} scored, {t['infra']} infra, {t['imported']} imported, "
-        f"{t['skipped']} skipped, {t['configurations']} configurations",
+        f"{t['skipped']} skipped, {t['problems']} not fully read, {t['configurations']} configurations",
         highlight=False,
     )
+
+
+def _print_read_problems(board: Leaderboard) -> None:
+    """One stderr line per trial dir that could not be loaded and per trial file that could not be read."""
+    for skipped in board.skipped:
+        err.out(f"skipped: {skipped.path}: {skipped.reason}", highlight=False)
+    for problem in board.problems:
+        err.out(f"not fully read: {problem.trial_id}: {problem.file}: {problem.reason}", highlight=False)
 
 
 @app.command()

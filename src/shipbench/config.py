@@ -2,19 +2,22 @@
 
 Invariants: a suite that loads is runnable as far as static checks go (known agents, known
 providers, every model's upstream speaks each selected agent's wire API, positive limits); keys are
-never stored in the config, only the names of the environment variables holding them; any problem
-raises `ConfigError` naming the file and field.
+never stored in the config, only the names of the environment variables holding them; every name that
+becomes a path component (suite name, agent, model and subagent ids, prompt variant) is a single safe
+component; any problem raises `ConfigError` naming the file and field, never a traceback.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shipbench.agents.base import WireApi
+from shipbench.store.layout import component_problem
 
 Provider = Literal["openrouter", "openai", "anthropic", "google", "openai_compatible", "replay"]
 
@@ -49,6 +52,23 @@ class _C(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _component(value: str) -> str:
+    problem = component_problem(value)
+    if problem:
+        raise ValueError(f"{value!r} is not a safe path component (it {problem})")
+    return value
+
+
+def _suite_name(value: str) -> str:
+    _component(value)
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", value):
+        raise ValueError(f"{value!r} may only use letters, digits, '.', '_' and '-'")
+    return value
+
+
+Component = Annotated[str, AfterValidator(_component)]
+
+
 class Limits(_C):
     phase_wall_s: float = Field(default=5400, gt=0)
     idle_s: float = Field(default=360, gt=0)  # no event and no file change for this long -> stalled
@@ -72,14 +92,14 @@ class Pricing(_C):
 
 
 class SubagentConfig(_C):
-    name: str
+    name: Component  # agent configuration file name (e.g. .claude/agents/<name>.md)
     model: str
     description: str = "Implementation helper"
     prompt: str = ""
 
 
 class ModelConfig(_C):
-    id: str  # label used in trial ids and reports
+    id: Component  # label used in trial ids and reports
     model: str  # model id sent upstream (e.g. anthropic/claude-sonnet-4.5)
     provider: Provider
     base_url: str | None = None  # required for openai_compatible
@@ -97,14 +117,14 @@ class ModelConfig(_C):
 
 
 class AgentConfig(_C):
-    name: str  # registry name: opencode | codex | claude | gemini
+    name: Component  # registry name: opencode | codex | claude | gemini
     binary: str | None = None  # path override; default: found on PATH or in the project's tool dir
     continue_session: bool = True  # later phases continue the previous session when the CLI supports it
-    prompt_variant: str | None = None  # task prompt variant (e.g. "delegate")
+    prompt_variant: Component | None = None  # task prompt variant (e.g. "delegate"): <stem>.<variant>.md
 
 
 class SuiteConfig(_C):
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    name: Annotated[str, AfterValidator(_suite_name)]  # the results directory <out>/<name>
     task: str = "rails-chat"
     repeats: int = Field(default=1, ge=1)
     jobs: int = Field(default=1, ge=1)
@@ -128,17 +148,40 @@ class SuiteConfig(_C):
 
 
 def load_suite(path: Path) -> SuiteConfig:
+    """Read and validate a suite file; every failure is one ConfigError line naming the file."""
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such suite file") from exc
+        data = tomllib.loads(_read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     try:
         return SuiteConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from exc
+        raise ConfigError(f"{path}: {validation_problems(exc)}") from exc
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such suite file") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path}: is a directory, not a suite file") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the suite file: {exc.strerror or exc}") from exc
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from exc
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """One line: `field.path: message` per error (no path for a whole-document error), without pydantic's
+    "Value error, " prefix."""
+    problems: list[str] = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(problems)

@@ -1,14 +1,17 @@
 """`shipbench demo`: the replay demo suite's helpers, and the audit of a directory of example projects.
 
 `shipbench demo` runs the bundled demo suite (real agent CLIs against the scripted `replay` upstream);
-`shipbench demo --audit-examples` audits the example corpus. Neither needs an API key or the network.
-Invariants: one project that cannot be audited never stops the others (it is listed with its error);
-rows are ordered by score, then name, so the output is deterministic; an agent whose CLI is not
-installed is skipped with a reason, never a failed trial.
+`shipbench demo --audit-examples --examples DIR` audits a directory of example projects. Neither needs an API
+key or the network.
+Invariants: nothing here reads the test tree: calls are verified only against a `--gem-source` or a gem that
+discovery finds installed, else they are `unverifiable` and `gem_source_hints` says how to give a source; one
+project that cannot be audited never stops the others (it is listed with its error); rows are ordered by score,
+then name, so the output is deterministic; an agent whose CLI is not installed is skipped with a reason.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +21,12 @@ from rich.table import Table
 
 from shipbench.audit.engine import AuditInputError, audit_project
 from shipbench.audit.models import AuditResult
+from shipbench.audit.ruby.gem_sources import installed_gem
 from shipbench.audit.serialize import to_json
 from shipbench.config import AgentConfig, SuiteConfig
 from shipbench.tasks.pack import TaskPack
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_EXAMPLES = REPO_ROOT / "tests" / "fixtures" / "rails_chat"
-DEFAULT_GEM_SOURCES = {"ruby_llm": REPO_ROOT / "tests" / "fixtures" / "gems" / "ruby_llm-1.14.1"}
+VERIFIED_GEMS = ("ruby_llm",)  # the libraries whose calls the rails-chat audit checks against their source
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,20 @@ class DemoRow:
     name: str
     result: AuditResult | None
     error: str = ""
+
+
+def gem_source_hints(explicit: dict[str, Path], roots: Sequence[Path] | None = None) -> list[str]:
+    """One line per verified gem that has no explicit source and that discovery cannot find installed."""
+    hints: list[str] = []
+    for gem in VERIFIED_GEMS:
+        if gem in explicit or installed_gem(gem, roots):
+            continue
+        hints.append(
+            f"no {gem} source: none given and none installed (GEM_HOME/GEM_PATH, `gem env`, mise/rbenv/asdf/rvm, "
+            f"system gems), so {gem} calls are `unverifiable` unless a workspace vendors the gem; pass "
+            f"--gem-source {gem}=DIR (an unpacked {gem}-<version> source, or a folder of them) to verify them"
+        )
+    return hints
 
 
 def example_projects(examples: Path) -> list[Path]:

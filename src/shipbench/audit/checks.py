@@ -3,7 +3,8 @@
 A check is a plain function `check(ctx) -> Iterable[Hit]`. It reads facts, parsed sources and the
 API report from the context and yields one `Hit` per distinct problem, each with evidence. It never
 assigns points: the rubric does. Invariants: parsed trees are cached per file, so checks may ask for
-the same file freely; evidence paths are relative to the audited directory.
+the same file freely; a file that can no longer be read is recorded in `parse_issues` and parses to
+None, never raises; evidence paths are relative to the audited directory.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipbench.audit.facts.model import ProjectFacts
-from shipbench.audit.files import ProjectFiles, SourceFile
+from shipbench.audit.files import ProjectFiles, SourceFile, UnreadableFile
 from shipbench.audit.models import Evidence, FileIssue
 from shipbench.audit.ruby.parse import Node, ParsedSource, line_of, parse_erb, parse_js, parse_ruby
 from shipbench.audit.ruby.verify_types import ApiReport
@@ -78,7 +79,13 @@ class AuditContext:
         source = self.files.get(rel)
         result: ParsedSource | None = None
         if source is not None:
-            data = source.read_bytes()
+            try:
+                data = source.read_bytes()
+            except UnreadableFile as exc:  # swapped or grown since the scan: recorded, not parsed
+                detail = f"since the scan: {exc.detail}"
+                self.parse_issues[rel] = FileIssue(path=rel, status=exc.status, detail=detail)
+                self._parsed[rel] = None
+                return None
             if rel.endswith(ERB_SUFFIXES):
                 result = parse_erb(rel, data)
             elif rel.endswith(JS_SUFFIXES):
@@ -121,7 +128,10 @@ class AuditContext:
         snippet = ""
         source = self.files.get(rel)
         if source is not None and line > 0:
-            lines = source.read_text().splitlines()
+            try:
+                lines = source.read_text().splitlines()
+            except OSError:
+                lines = []
             if line <= len(lines):
                 snippet = lines[line - 1].strip()[:200]
         return Evidence(path=rel, line=line, snippet=snippet)

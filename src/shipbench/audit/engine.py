@@ -1,9 +1,11 @@
 """Audit one project directory against a task pack: files -> facts -> API verification -> checks
 -> scores.
 
-Invariants: the audit of a readable directory always returns an `AuditResult` (a crashing check
-is recorded in facts['check_errors'] and scored as if it found nothing, never raised); the result
-is a pure function of the directory's contents, the task pack and the gem sources.
+Invariants: the audit of a readable directory always returns an `AuditResult`, never raises; when
+the audit could not see everything (file budget spent, a check crashed) its verdict starts with
+INCOMPLETE_PREFIX and names why, facts['incomplete'] lists the reasons, and the score covers only
+what was seen. The result is a pure function of the directory's contents, the task pack, the gem
+sources and the file budget.
 """
 
 from __future__ import annotations
@@ -13,22 +15,33 @@ from pathlib import Path
 from shipbench import __version__
 from shipbench.audit.checks import AuditContext, Hit
 from shipbench.audit.facts import extract_facts
-from shipbench.audit.files import ProjectFiles
+from shipbench.audit.files import MAX_FILES, ProjectFiles
 from shipbench.audit.models import AuditResult, Evidence
 from shipbench.audit.ruby.verify import verify_project
 from shipbench.audit.scoring import score_with_severity
 from shipbench.tasks.pack import TaskPack, load_task
+
+INCOMPLETE_PREFIX = "incomplete: "
 
 
 class AuditInputError(Exception):
     """The path given to audit is not a directory that can be read."""
 
 
+def is_incomplete(verdict: str) -> bool:
+    """Whether an audit verdict says the audit did not see the whole project."""
+    return verdict.startswith(INCOMPLETE_PREFIX)
+
+
 def audit_project(
     project_dir: Path | str,
     task: TaskPack | str = "rails-chat",
     gem_sources: dict[str, Path] | None = None,
+    max_files: int = MAX_FILES,
 ) -> AuditResult:
+    """Audit `project_dir`; `max_files` is the file budget of the walk (see files.py)."""
+    if max_files < 1:
+        raise AuditInputError(f"max_files must be at least 1, got {max_files}")
     pack = task if isinstance(task, TaskPack) else load_task(task)
     root = Path(project_dir)
     if not root.exists():
@@ -36,7 +49,7 @@ def audit_project(
     if not root.is_dir():
         raise AuditInputError(f"{root}: not a directory")
 
-    files = ProjectFiles.scan(root)
+    files = ProjectFiles.scan(root, max_files=max_files)
     facts = extract_facts(files)
     ctx = AuditContext(project_root=root.resolve(), files=files, task=pack, facts=facts)
 
@@ -51,9 +64,13 @@ def audit_project(
         hits = _no_app_hits(pack, ctx)
         verdict = (
             "empty directory: nothing to audit"
-            if not files.files
+            if not files.files and not files.truncated
             else ("not a Rails project: no Gemfile declaring rails and no config/application.rb")
         )
+    incomplete = _incomplete_reasons(ctx, check_errors)
+    if incomplete:
+        ctx.derived["incomplete"] = incomplete
+        verdict = INCOMPLETE_PREFIX + "; ".join(incomplete) + ("" if verdict == "scored" else f"; {verdict}")
 
     dimensions, total, tier, fired = score_with_severity(pack.rubric, hits)
     ctx.derived["severity"] = fired
@@ -85,9 +102,28 @@ def _facts_out(ctx: AuditContext, check_errors: list[str]) -> dict[str, object]:
     out["api_verified"] = ctx.api.verified
     out["files_scanned"] = len(ctx.files.files)
     out["files_truncated"] = ctx.files.truncated
+    out["files_seen"] = ctx.files.seen
+    out["file_budget"] = ctx.files.max_files
     if check_errors:
         out["check_errors"] = check_errors
     return dict(sorted(out.items()))
+
+
+def _incomplete_reasons(ctx: AuditContext, check_errors: list[str]) -> list[str]:
+    """Why the audit did not see the whole project; empty when it did."""
+    files = ctx.files
+    reasons: list[str] = []
+    if files.truncated:
+        reasons.append(
+            f"file budget exhausted: stopped after {files.seen:,} files (budget {files.max_files:,}, "
+            "see --max-files), the rest of the project was not read"
+        )
+    vanished = sorted(rel for rel, issue in ctx.parse_issues.items() if issue.status != "syntax_error")
+    if vanished:
+        named = ", ".join(vanished[:3]) + (", ..." if len(vanished) > 3 else "")
+        reasons.append(f"{len(vanished)} file(s) changed during the audit and could not be read: {named}")
+    reasons.extend(f"check {error.split(':', 1)[0]} failed" for error in check_errors)
+    return reasons
 
 
 def _rule_facts(pack: TaskPack, hits: list[Hit]) -> dict[str, object]:

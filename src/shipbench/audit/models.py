@@ -16,6 +16,9 @@ DimensionId = Literal[
 ]
 Tier = Literal["A", "B", "C", "D"]
 Verdict = Literal["ok", "missing", "bad_arguments", "unverifiable"]
+FileStatus = Literal[
+    "binary", "too_large", "unparsable", "symlink_outside", "unreadable", "syntax_error", "not_regular"
+]
 PersistenceKind = Literal[
     "session_cookie", "rails_cache", "database", "singleton", "class_variable", "client_side", "none"
 ]
@@ -74,10 +77,13 @@ class ApiCall(_Model):
 
 
 class FileIssue(_Model):
-    """A file the audit could not read as source: recorded, never fatal."""
+    """A file the audit could not read as source: recorded, never fatal.
+
+    `not_regular`: a FIFO, socket or device (the detail names which), never opened for reading.
+    """
 
     path: str
-    status: Literal["binary", "too_large", "unparsable", "symlink_outside", "unreadable", "syntax_error"]
+    status: FileStatus
     detail: str = ""
 
 

@@ -2,7 +2,8 @@
 
 Invariants: a Lease's totals only grow, and only from calls recorded in its calls_path (so the phase's
 llm_calls.jsonl and the lease agree); the budget is per trial (earlier phases' spend is passed in as
-`spent`/`spent_usd`), reached means `>=` the limit, and once reached `budget_exceeded` stays set.
+`spent`/`spent_usd`), reached means `>=` the limit, and once reached `budget_exceeded` stays set;
+`auth_errors` counts only upstream 401/403 answers (a stale lease token is refused before any record).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class Lease:
     budget_reason: str = ""
     provider_errors: int = 0  # calls that ended in a provider error after retries
     last_error_class: str | None = None
+    auth_errors: int = 0  # calls the upstream itself refused with 401/403 (the proxy's own 401s are never recorded)
+    ok_calls: int = 0  # calls the upstream answered with success
     closed: bool = False
     seq: int = 0  # last call sequence number handed out
 
@@ -85,9 +88,12 @@ class Lease:
         cost = record.cost_usd if record.cost_usd is not None else record.upstream_cost_usd
         self.cost_usd += cost or 0.0
         if record.status < 300 and record.error_class is None:
+            self.ok_calls += 1
             model = record.model_served or record.model_requested or "unknown"
             self.models_served[model] = self.models_served.get(model, 0) + 1
         if record.error_class is not None and record.error_class not in NOT_PROVIDER_ERRORS:
             self.provider_errors += 1
             self.last_error_class = record.error_class
+        if record.error_class == "auth":
+            self.auth_errors += 1
         self.check_budget()

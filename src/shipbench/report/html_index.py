@@ -204,6 +204,9 @@ def index_context(board: Leaderboard, trials: list[TrialRow], trial_href: Callab
         "infra": infra, "imported": imported,
         "skipped": generic_table("skipped", board.skipped, caption="Directories that could not be loaded.",
                                  empty="Nothing skipped."),
+        "problems": generic_table("problems", board.problems,
+                                  caption="Trials loaded with a file missing or unreadable (no readable audit.json: "
+                                  "not scored).", empty="Every trial was read in full."),
         "trials": trials_table(trials, trial_href),
         "methods": [(one_line(k, 40), clean(v, 300, 4)) for k, v in board.methods.items()],
         "level": board.level, "seed": board.seed, "resamples": board.resamples,

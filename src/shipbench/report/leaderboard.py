@@ -15,7 +15,7 @@ from statistics import fmean, median
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipbench.report.importer import UNAUDITED
-from shipbench.report.load import SkippedTrial, TrialRow
+from shipbench.report.load import SkippedTrial, TrialProblem, TrialRow
 from shipbench.report.stats import (
     DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,
@@ -128,6 +128,7 @@ class Leaderboard(_M):
     infra: list[InfraTrial] = Field(default_factory=list)
     imported: list[ConfigRow] = Field(default_factory=list)
     skipped: list[SkippedTrial] = Field(default_factory=list)
+    problems: list[TrialProblem] = Field(default_factory=list)  # loaded trials with a missing/unreadable file
     totals: dict[str, int] = Field(default_factory=dict)
     methods: dict[str, str] = Field(default_factory=dict)
 
@@ -284,8 +285,10 @@ def build_leaderboard(
     trials: list[TrialRow], *, imported: list[TrialRow] | None = None, skipped: list[SkippedTrial] | None = None,
     level: float = DEFAULT_LEVEL, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
 ) -> Leaderboard:
-    """The whole leaderboard: ranked rows, views, infra failures, imported history, skipped dirs."""
-    board = Leaderboard(level=level, seed=seed, resamples=resamples, skipped=list(skipped or []))
+    """The whole leaderboard: ranked rows, views, infra failures, imported history, skipped dirs, and the
+    trials that were loaded with a per-trial file missing or unreadable (`problems`, from the rows)."""
+    board = Leaderboard(level=level, seed=seed, resamples=resamples, skipped=list(skipped or []),
+                        problems=[p for t in trials for p in t.problems])
     native = [t for t in trials if not t.imported]
     history = [t for t in trials if t.imported] + list(imported or [])
     groups = _group(native)
@@ -304,7 +307,8 @@ def build_leaderboard(
     board.totals = {
         "trials": len(native), "scored": sum(t.score is not None for t in native),
         "infra": len(board.infra), "unfinished": sum(not t.finished and not t.infra for t in native),
-        "imported": len(history), "skipped": len(board.skipped), "configurations": len(board.rows),
+        "imported": len(history), "skipped": len(board.skipped), "problems": len(board.problems),
+        "configurations": len(board.rows),
     }
     board.methods = _methods()
     return board

@@ -1,12 +1,14 @@
 """Discover trial directories under a results dir and flatten each into a `TrialRow`.
 
 Invariants: loading never raises for a bad trial: a corrupt or partial trial dir becomes a
-`SkippedTrial` with a reason; infra failures and unfinished trials are loaded but never scored;
-a row's score comes only from an audit (audit.json, else the score recorded in trial.json).
+`SkippedTrial` with a reason, and a loaded trial with a missing or unreadable per-trial file becomes a
+`TrialProblem` naming the file; infra failures and unfinished trials are loaded but never scored;
+a row's score comes only from a readable audit.json (never from the copy recorded in trial.json).
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Literal
@@ -14,10 +16,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shipbench.agents.base import Usage
+from shipbench.audit.engine import is_incomplete
 from shipbench.audit.models import AuditResult
 from shipbench.store.records import FINISHED, TrialRecord
 
-ScoreSource = Literal["audit", "record", "none"]
+ScoreSource = Literal["audit", "none"]
 _TRIAL_HINTS = ("phases", "workspace", "home", "audit.json", "validation.json")
 _MAX_REASON = 300
 
@@ -29,6 +32,17 @@ class SkippedTrial(BaseModel):
 
     path: str
     reason: str
+
+
+class TrialProblem(BaseModel):
+    """A loaded trial with a per-trial file that is missing or could not be read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trial_id: str
+    file: str  # relative to the trial dir: audit.json, validation.json, ...
+    reason: str
+    path: str
 
 
 class TrialRow(BaseModel):
@@ -67,6 +81,7 @@ class TrialRow(BaseModel):
     imported: bool = False  # historical row from the reference harness: unaudited, read-only
     audited: bool = False
     notes: list[str] = Field(default_factory=list)
+    problems: list[TrialProblem] = Field(default_factory=list)  # per-trial files missing or unreadable
     path: str | None = None
     record: TrialRecord | None = None
     audit: AuditResult | None = None
@@ -82,6 +97,7 @@ class LoadResult(BaseModel):
     root: str
     trials: list[TrialRow] = Field(default_factory=list)
     skipped: list[SkippedTrial] = Field(default_factory=list)
+    problems: list[TrialProblem] = Field(default_factory=list)
 
 
 def settings_of(config: dict[str, object]) -> str:
@@ -118,12 +134,46 @@ def _short(exc: Exception) -> str:
 
 
 def _read_audit(path: Path) -> tuple[AuditResult | None, str | None]:
-    if not path.is_file():
+    if not path.exists():
         return None, None
     try:
         return AuditResult.model_validate_json(path.read_text(encoding="utf-8")), None
     except (OSError, ValueError) as exc:
         return None, f"audit.json unreadable ({_short(exc)}): not scored"
+
+
+def _missing_audit(record: TrialRecord) -> str | None:
+    """Why a finished, scorable trial without audit.json is a problem (None: nothing was expected)."""
+    if record.status not in FINISHED or _is_infra(record):
+        return None
+    if record.audit_score is not None:
+        return f"audit.json missing (trial.json records score {record.audit_score}): not scored"
+    if record.audit_error:
+        return f"audit.json not written, the audit failed: {record.audit_error}"[:_MAX_REASON]
+    return "audit.json missing: not scored"
+
+
+def _check_json(path: Path) -> str | None:
+    """The reason an optional JSON file that is present cannot be read (None when absent or fine)."""
+    if not path.exists():
+        return None
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"{path.name} unreadable ({_short(exc)})"
+    return None
+
+
+def trial_problems(trial_dir: Path, record: TrialRecord, audit_problem: str | None) -> list[TrialProblem]:
+    """Every per-trial file of a loaded trial that is missing when expected, or unreadable."""
+    found: list[tuple[str, str]] = []
+    if audit_problem:
+        found.append(("audit.json", audit_problem))
+    elif not (trial_dir / "audit.json").exists() and (why := _missing_audit(record)):
+        found.append(("audit.json", why))
+    if why := _check_json(trial_dir / "validation.json"):
+        found.append(("validation.json", why))
+    return [TrialProblem(trial_id=record.trial_id, file=f, reason=r, path=str(trial_dir)) for f, r in found]
 
 
 def _is_infra(record: TrialRecord) -> bool:
@@ -158,17 +208,20 @@ def _assign_score(row: TrialRow, record: TrialRecord, audit: AuditResult | None)
         row.notes.append("infrastructure failure: reported apart, not scored")
     elif not row.finished:
         row.notes.append(f"unfinished ({record.status}): not scored")
+    elif audit is not None and is_incomplete(audit.verdict):
+        row.notes.append(f"audit {audit.verdict[:_MAX_REASON]}: not scored")
     elif audit is not None:
         row.score, row.tier, row.score_source = float(audit.score), audit.tier, "audit"
     elif record.audit_score is not None:
-        row.score, row.tier, row.score_source = float(record.audit_score), record.audit_tier, "record"
+        row.notes.append(f"no readable audit.json (trial.json records score {record.audit_score}): not scored")
     else:
         reason = f"audit failed: {record.audit_error}" if record.audit_error else "no audit.json"
         row.notes.append(f"{reason[:_MAX_REASON]}: not scored")
 
 
 def load_trial_dir(trial_dir: Path) -> TrialRow | SkippedTrial:
-    """Load one trial dir; any problem becomes a SkippedTrial with the reason."""
+    """Load one trial dir; an unusable trial.json makes it a SkippedTrial with the reason, and every other
+    file problem is in `row.problems`."""
     record_path = trial_dir / "trial.json"
     if not record_path.is_file():
         return SkippedTrial(path=str(trial_dir), reason="no trial.json (partial trial dir)")
@@ -180,6 +233,9 @@ def load_trial_dir(trial_dir: Path) -> TrialRow | SkippedTrial:
     row = row_from_record(record, audit, trial_dir)
     if problem:
         row.notes.append(problem)
+    elif audit is not None and is_incomplete(audit.verdict):
+        problem = f"audit {audit.verdict[:_MAX_REASON]}"  # listed: a partial score is never ranked as a whole one
+    row.problems = trial_problems(trial_dir, record, problem)
     return row
 
 
@@ -225,5 +281,6 @@ def load_results(root: Path) -> LoadResult:
             result.skipped.append(loaded)
         else:
             result.trials.append(loaded)
+            result.problems.extend(loaded.problems)
     result.trials.sort(key=lambda r: (r.suite, r.task, r.config_key, r.repeat, r.trial_id))
     return result

@@ -208,6 +208,17 @@ def _skipped(board: Leaderboard) -> list[str]:
     return out
 
 
+def _problems(board: Leaderboard) -> list[str]:
+    if not board.problems:
+        return []
+    out = ["", "## Trials not fully read", "",
+           "A trial listed here is missing a file or has one that cannot be read; without a readable audit.json "
+           "it is not scored.", "", "| Trial | File | Reason | Path |", "|---|---|---|---|"]
+    out += [f"| {cell(p.trial_id, 120)} | {cell(p.file, 60)} | {cell(p.reason, 200)} | {cell(p.path, 160)} |"
+            for p in board.problems]
+    return out
+
+
 def render_markdown(board: Leaderboard) -> str:
     t = board.totals
     out = ["# shipbench leaderboard", "",
@@ -222,6 +233,6 @@ def render_markdown(board: Leaderboard) -> str:
         if ties:
             out += [""] + [f"- No clear winner between {cell(n.a)} and {cell(n.b)} ({n.reason})." for n in ties]
         out += _comparisons(rows) + _dimensions(rows)
-    out += _views(board) + _infra(board) + _imported(board) + _skipped(board)
+    out += _views(board) + _infra(board) + _imported(board) + _problems(board) + _skipped(board)
     out += ["", "## Method", ""] + [f"- **{cell(k, 40)}**: {cell(v, 300)}" for k, v in board.methods.items()]
     return "\n".join(out) + "\n"

@@ -1,11 +1,11 @@
 """Find and kill every process of one trial, and nothing else (Linux /proc).
 
 Invariants: a process belongs to a trial iff its environment carries SHIPBENCH_TRIAL_MARKER=<marker>, or it is in
-the agent's session or process group (both ids pin the agent's pid number while any member lives), or, while the
-agent itself lives, it descends from the agent by /proc ppid chains (the group is SIGSTOPped before the tree is
-read, and every process once found stays tracked after it is orphaned). The harness and its ancestors are never
-signalled, zombies are ignored, and every signal goes through a pidfd opened after re-checking the process start
-time, so a recycled pid is never hit.
+the root's session or process group (the root is the keeper that runs the agent, see keeper.py; both ids pin its
+pid number while any member lives), or, while the root lives, it descends from it by /proc ppid chains (the group
+is SIGSTOPped before the tree is read, and every process once found stays tracked after it is orphaned). The
+harness and its ancestors are never signalled, zombies are ignored, and every signal goes through a pidfd opened
+after re-checking the process start time, so a recycled pid is never hit.
 """
 
 from __future__ import annotations

@@ -98,8 +98,9 @@ async def run_phase(plan: TrialPlan, env: RunEnv, phase: PhasePlan, ctx: PhaseCo
         result, terminal=summary.terminal, verdict=stop.verdict, budget_reason=budget_reason,
         provider_errors=lease.provider_errors, last_error_class=lease.last_error_class,
         error_events=summary.error_events, infra_error=None, llm_calls=lease.calls,
+        auth_errors=lease.auth_errors, ok_calls=lease.ok_calls,
     )
-    rec.status, rec.status_reason = status, reason
+    rec.status, rec.status_reason, rec.failure_class = status, reason, failure
     return PhaseOutcome(rec, failure)
 
 

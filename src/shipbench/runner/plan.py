@@ -1,7 +1,8 @@
 """What one trial is (TrialPlan), the shared services it runs with (RunEnv), and how a suite expands.
 
 Invariants: plans are expanded in a stable order (agents, then models, then repeats, as written in the
-suite) with stable ids from `store.layout.trial_id`; a real key is only ever resolved from the
+suite) with stable ids from `store.layout.trial_id`, distinct within a run (two configurations never
+share a trial directory); a real key is only ever resolved from the
 environment at run time (never stored in a plan's config snapshot); phase numbers are the 1-based
 position of the phase in the task pack, so a suite's `phases` subset never renumbers a trial's dirs.
 """
@@ -222,6 +223,7 @@ def expand_plans(
 ) -> list[TrialPlan]:
     force = force or set()
     plans: list[TrialPlan] = []
+    owners: dict[str, str] = {}
     for agent in suite.agents:
         if only_agent and agent.name != only_agent:
             continue
@@ -230,5 +232,9 @@ def expand_plans(
                 continue
             for repeat in range(1, (repeats or suite.repeats) + 1):
                 tid = trial_id(task.id, agent_label(agent), model.id, repeat)
+                owner = f"agent {agent_label(agent)!r} model {model.id!r}"
+                if owners.setdefault(tid, owner) != owner:
+                    raise ConfigError(f"{owners[tid]} and {owner} would share the trial directory {tid}: "
+                                      "rename one model id or prompt variant")
                 plans.append(TrialPlan(suite, agent, model, repeat, task, paths.trial(tid), tid in force))
     return plans

@@ -1,6 +1,8 @@
 """Run one agent phase as a supervised process tree: start, drain, notice exit at once, kill everything.
 
-Invariants: the agent runs in its own session with stdin closed and the trial marker in its environment; stdout
+Invariants: the agent runs under runner/keeper.py (the session leader, a child subreaper that SIGKILLs the whole
+tree when this harness process dies, however it dies) in its own session with stdin closed and the trial marker in
+its environment; the keeper's exit status is the agent's and an exec failure is raised as the OSError; stdout
 and stderr are drained concurrently at all times (a flood never blocks the child) through bounded buffers (a line
 is cut at MAX_LINE_BYTES, a stream is kept up to limits.max_output_bytes, the rest only counted; the last stdout
 line is always delivered); on every exit path (normal exit, stop, error, cancellation) no process of the trial
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from shipbench.runner import killtree
 MAX_LINE_BYTES = 1024 * 1024
 CHUNK_BYTES = 64 * 1024
 DRAIN_TIMEOUT_S = 2.0  # after the tree is dead, how long the pipes may take to reach EOF
+KEEPER = Path(__file__).with_name("keeper.py")
 
 
 @dataclass
@@ -197,25 +201,74 @@ async def run_process(
     stderr_path.parent.mkdir(parents=True, exist_ok=True)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    rep_r, rep_w = os.pipe()
     try:
         proc = await asyncio.create_subprocess_exec(
-            *invocation.argv,
+            *_keeper_argv(invocation.argv, rep_w),
             cwd=cwd,
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=out_w,
             stderr=err_w,
             start_new_session=True,
+            pass_fds=(_lifeline(), rep_w),
         )
+    except BaseException:
+        for fd in (out_r, err_r, rep_r):
+            os.close(fd)
+        raise
+    finally:
+        for fd in (out_w, err_w, rep_w):
+            os.close(fd)
+    try:
+        await _started(proc, rep_r, invocation.argv[0], marker)
     except BaseException:
         for fd in (out_r, err_r):
             os.close(fd)
         raise
-    finally:
-        os.close(out_w)
-        os.close(err_w)
     with stderr_path.open("wb") as err_fh:
         return await _supervise(proc, out_r, err_r, err_fh, marker, limits, on_stdout_line, stop)
+
+
+_LIFELINE: tuple[int, int] | None = None  # (pid of the harness that made it, read end)
+
+
+def _lifeline() -> int:
+    """Read end of this harness's lifeline: its write end stays open (and non-inheritable) in this process only,
+    so it reaches EOF in every keeper exactly when the harness dies, however it dies."""
+    global _LIFELINE
+    if _LIFELINE is None or _LIFELINE[0] != os.getpid():  # a forked copy of the harness needs its own
+        read_end, _write_end = os.pipe()  # the write end is never closed: it lives as long as the process
+        _LIFELINE = (os.getpid(), read_end)
+    return _LIFELINE[1]
+
+
+def _keeper_argv(argv: list[str], report_fd: int) -> list[str]:
+    return [sys.executable, "-I", str(KEEPER), str(_lifeline()), str(report_fd), str(os.getpid()), *argv]
+
+
+async def _started(proc: asyncio.subprocess.Process, report_r: int, program: str, marker: str) -> None:
+    """Wait for the keeper's report; raise the OSError of a failed exec (as if the agent were spawned directly)."""
+    try:
+        reader, transport = await _open_reader(report_r)
+    except BaseException:
+        os.close(report_r)
+        killtree.kill_now(marker, proc.pid, proc.returncode is None)
+        raise
+    try:
+        report = (await reader.read()).decode(errors="replace").split()
+    except BaseException:
+        killtree.kill_now(marker, proc.pid, proc.returncode is None)
+        raise
+    finally:
+        transport.close()
+    if report[:1] == ["ok"]:
+        return
+    await proc.wait()
+    if report[:1] == ["err"] and report[1:2] and report[1].isdigit():
+        code = int(report[1])
+        raise OSError(code, os.strerror(code), program)
+    raise OSError(f"the process keeper failed to start {program} (exit {proc.returncode})")
 
 
 async def _supervise(

@@ -7,6 +7,9 @@ on its own with a successful terminal event.
 
 Rows (condition -> status / failure class):
  1. infra_error given (harness failure, binary missing, proxy down, upstream unreachable) -> infra_error / infra
+ 1a. the upstream refused calls with 401/403 (recorded by the proxy) and either no call succeeded, or the last
+    provider error was auth and there is no ok terminal event -> infra_error / infra, reason "auth: ...",
+    whatever the agent did afterwards (retried until a watchdog fired, went idle, exited, claimed success)
  2. budget_reason, or the proxy refused a call for budget (error class "budget") without an ok terminal event
     -> budget_exceeded / model
  3. ok terminal event seen, then an idle/timeout/slow verdict (finished but did not exit)
@@ -60,6 +63,15 @@ def _exit_text(result: ProcessResult) -> str:
 
 def _provider_text(provider_errors: int, last_error_class: str | None) -> str:
     return f"{provider_errors} provider error(s), last: {last_error_class}"
+
+
+def _auth_text(auth_errors: int, ok_calls: int | None, result: ProcessResult, verdict: Verdict | None) -> str:
+    succeeded = "none succeeded" if ok_calls == 0 else "the last provider error was auth"
+    then = f"{verdict.kind} verdict" if verdict is not None else _exit_text(result)
+    return (
+        f"auth: the provider refused {auth_errors} call(s) with 401/403 ({succeeded}); check the API key and its "
+        f"permissions (the agent then ended with: {then}); not the model's doing"
+    )
 
 
 def _ok_terminal(terminal: AgentEvent | None) -> bool:
@@ -120,12 +132,17 @@ def phase_status(
     error_events: int,
     infra_error: str | None,
     llm_calls: int | None = None,
+    auth_errors: int = 0,
+    ok_calls: int | None = None,
 ) -> tuple[TrialStatus, str, FailureClass]:
     """Status, human reason and failure class of one phase (see the table in the module docstring).
 
-    `llm_calls`: calls the proxy recorded for this phase (None when unknown: row 10 is then skipped)."""
+    `llm_calls`: calls the proxy recorded for this phase (None when unknown: row 10 is then skipped);
+    `auth_errors`/`ok_calls`: calls the upstream refused with 401/403 / answered with success (row 1a)."""
     if infra_error:
         return "infra_error", infra_error, "infra"
+    if auth_errors and (ok_calls == 0 or (last_error_class == "auth" and not _ok_terminal(terminal))):
+        return "infra_error", _auth_text(auth_errors, ok_calls, result, verdict), "infra"
     if budget_reason:
         return "budget_exceeded", budget_reason, "model"
     if last_error_class == "budget" and not _ok_terminal(terminal):

@@ -1,8 +1,11 @@
 """Run a whole suite: expand trials, start the shared proxy (and replay upstreams), run with --jobs, index.
 
-Invariants: one MeteringProxy per suite run, one ReplayServer per distinct trajectory (a replay model
-with an explicit base_url uses that server instead); trials start in plan order; the SQLite index is
-updated after every trial that wrote a trial.json; the first SIGINT/SIGTERM stops agents gracefully
+Invariants: every refusal (bad filter, agent not installed, unenforceable budget, unsafe path, --out held
+by another run) is a ConfigError raised before anything is written or started; the run holds the
+exclusive lock on --out from then until its servers are stopped; one MeteringProxy per suite run, one
+ReplayServer per distinct trajectory (a replay model with an explicit base_url uses that server
+instead); trials start in plan order; the SQLite index mirrors every trial.json that loads after its
+trial (an unreadable one is never indexed); the first SIGINT/SIGTERM stops agents gracefully
 (interrupted trials stay "running" and resume on the next run), a second one cancels the trials;
 servers are stopped on every exit path.
 """
@@ -13,7 +16,9 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -26,13 +31,67 @@ from shipbench.replay.server import ReplayServer
 from shipbench.replay.trajectory import load_trajectory
 from shipbench.runner.plan import Limiters, NullProgress, ProgressSink, RunEnv, TrialPlan, check_pairs, expand_plans
 from shipbench.runner.progress import LineProgress
+from shipbench.runner.refusals import check_filters, check_runnable
 from shipbench.runner.trial import run_trial
 from shipbench.store.index import upsert
-from shipbench.store.layout import SuitePaths
-from shipbench.store.records import TrialRecord
+from shipbench.store.layout import SuitePaths, UnsafePathError, checked_suite_paths
+from shipbench.store.lock import ResultsLocked, results_lock
+from shipbench.store.records import TrialRecord, load_trial
 from shipbench.tasks.pack import TaskPack, TaskPackError, load_task
 
 BUNDLED_REPLAY_DIR = Path(__file__).resolve().parents[1] / "replay"
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """A suite run that passed every refusal and holds the lock on --out: its plans and trajectories."""
+
+    plans: list[TrialPlan]
+    paths: SuitePaths
+    trajectories: dict[str, Path]
+
+
+def plan_run(
+    config: SuiteConfig, *, out: Path, only_agent: str | None = None, only_model: str | None = None,
+    repeats: int | None = None, force: set[str] | None = None,
+) -> SuiteRun:
+    """The run's plans, or a ConfigError for every refusal; reads only, writes nothing."""
+    try:
+        task = load_task(config.task)
+    except TaskPackError as exc:
+        raise ConfigError(str(exc)) from exc
+    except (OSError, UnicodeDecodeError) as exc:  # e.g. a task.toml that is not UTF-8
+        raise ConfigError(f"task {config.task!r}: cannot read the task pack: {exc}") from exc
+    check_pairs(config)
+    check_filters(config, only_agent, only_model)
+    try:
+        paths = checked_suite_paths(out, config.name)
+        plans = expand_plans(config, task, paths, only_agent=only_agent, only_model=only_model, repeats=repeats,
+                             force=force)
+    except UnsafePathError as exc:
+        raise ConfigError(str(exc)) from exc
+    unknown = sorted((force or set()) - {p.trial_id for p in plans})
+    if unknown:
+        raise ConfigError(f"--force: no such trial in this run: {', '.join(unknown)}")
+    check_runnable(plans)
+    return SuiteRun(plans, paths, _trajectories(plans, task))
+
+
+@contextlib.contextmanager
+def prepared_run(
+    config: SuiteConfig, *, out: Path, only_agent: str | None = None, only_model: str | None = None,
+    repeats: int | None = None, force: set[str] | None = None,
+) -> Iterator[SuiteRun]:
+    """plan_run, then the exclusive lock on `out` for the block (a held lock is a ConfigError)."""
+    run = plan_run(config, out=out, only_agent=only_agent, only_model=only_model, repeats=repeats, force=force)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(results_lock(out))
+        except ResultsLocked as exc:
+            raise ConfigError(str(exc)) from None
+        except OSError as exc:
+            raise ConfigError(f"--out {out}: cannot create or lock the results directory: {exc}") from None
+        yield run
 
 
 async def run_suite(
@@ -52,36 +111,37 @@ async def run_suite(
     monitor_interval_s: float = 1.0,
     handle_signals: bool = True,
     shutdown: asyncio.Event | None = None,
+    prepared: SuiteRun | None = None,
 ) -> list[TrialRecord]:
     """Run (or resume) every trial of the suite; returns the trial records in plan order.
 
     Setting `shutdown` (or SIGINT/SIGTERM when handle_signals) stops the run gracefully. Progress goes to
-    `progress`, else plain lines on `console`, else nowhere.
+    `progress`, else plain lines on `console`, else nowhere. `prepared` (from prepared_run, whose lock the
+    caller holds) replaces out/only_agent/only_model/repeats_override/force.
     """
-    try:
-        task = load_task(config.task)
-    except TaskPackError as exc:
-        raise ConfigError(str(exc)) from exc
-    check_pairs(config)
-    suite_paths = SuitePaths(out / config.name)
-    plans = expand_plans(config, task, suite_paths, only_agent=only_agent, only_model=only_model,
-                         repeats=repeats_override, force=force)
-    unknown = sorted((force or set()) - {p.trial_id for p in plans})
-    if unknown:
-        raise ConfigError(f"--force: no such trial in this run: {', '.join(unknown)}")
-    trajectories = _trajectories(plans, task)
+    make_env = partial(
+        RunEnv, limiters=Limiters.for_suite(config, jobs_override or config.jobs),
+        environ=os.environ if environ is None else environ,
+        progress=progress or (LineProgress(console) if console else NullProgress()),
+        gem_sources=gem_sources or {}, monitor_interval_s=monitor_interval_s, shutdown=shutdown or asyncio.Event(),
+    )
+    if prepared is not None:
+        return await _serve_and_run(prepared, retry, handle_signals, make_env)
+    with prepared_run(config, out=out, only_agent=only_agent, only_model=only_model, repeats=repeats_override,
+                      force=force) as run:
+        return await _serve_and_run(run, retry, handle_signals, make_env)
+
+
+async def _serve_and_run(
+    run: SuiteRun, retry: RetryPolicy | None, handle_signals: bool, make_env: Callable[..., RunEnv]
+) -> list[TrialRecord]:
     proxy = MeteringProxy(retry=retry or RetryPolicy())
     replays: list[ReplayServer] = []
     proxy_url = await proxy.start()
     try:
-        env = RunEnv(
-            proxy=proxy, proxy_url=proxy_url, limiters=Limiters.for_suite(config, jobs_override or config.jobs),
-            replay_urls=await _start_replays(plans, trajectories, replays),
-            environ=os.environ if environ is None else environ,
-            progress=progress or (LineProgress(console) if console else NullProgress()), gem_sources=gem_sources or {},
-            monitor_interval_s=monitor_interval_s, shutdown=shutdown or asyncio.Event(),
-        )
-        return await _run_all(plans, env, suite_paths, handle_signals)
+        urls = await _start_replays(run.plans, run.trajectories, replays)
+        env = make_env(proxy=proxy, proxy_url=proxy_url, replay_urls=urls)
+        return await _run_all(run.plans, env, run.paths, handle_signals)
     finally:
         for server in replays:
             await server.stop()
@@ -104,12 +164,20 @@ async def _run_all(plans: list[TrialPlan], env: RunEnv, suite_paths: SuitePaths,
 
 async def _one(plan: TrialPlan, env: RunEnv, suite_paths: SuitePaths) -> TrialRecord:
     record = await run_trial(plan, env)
-    if plan.paths.record.is_file():
-        try:
-            await asyncio.to_thread(upsert, suite_paths, record)
-        except Exception as exc:  # the index is rebuildable; never lose a trial over it
-            env.progress.on_event(plan.trial_id, _index_warning(exc))
+    try:
+        await asyncio.to_thread(_index, suite_paths, plan)
+    except Exception as exc:  # the index is rebuildable; never lose a trial over it
+        env.progress.on_event(plan.trial_id, _index_warning(exc))
     return record
+
+
+def _index(suite_paths: SuitePaths, plan: TrialPlan) -> None:
+    """Mirror the trial.json on disk (the truth) into the index; a missing or unreadable one is left out."""
+    try:
+        on_disk = load_trial(plan.paths.record)
+    except (OSError, ValueError):
+        return
+    upsert(suite_paths, on_disk)
 
 
 def _index_warning(exc: Exception) -> AgentEvent:

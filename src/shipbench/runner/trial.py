@@ -9,6 +9,9 @@ Invariants:
   "running") restarts from the workspace its predecessor committed (git tag), its old files removed.
 - Only completed / completed_with_errors phases let the next phase run; any other status ends the
   trial with that status. trial.json is written atomically before and after every phase.
+- A trial.json that cannot be read or validated is never overwritten or wiped: that trial is reported
+  as infra_error naming the file (nothing saved, nothing run) until the user fixes it or passes
+  `--force <trial id>`. Each phase stores its failure class; a resume reads it, never re-derives it.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from shipbench import __version__
 from shipbench.agents.base import AgentAdapter, Usage
 from shipbench.agents.discovery import detect_version, find_binary
 from shipbench.agents.registry import get_adapter
-from shipbench.audit.engine import audit_project
+from shipbench.audit.engine import audit_project, is_incomplete
 from shipbench.audit.serialize import to_json
+from shipbench.config import validation_problems
 from shipbench.proxy.types import UpstreamTarget
 from shipbench.runner.events import Redactor
 from shipbench.runner.killtree import kill_marked
@@ -55,6 +59,10 @@ class InfraError(Exception):
     """A harness-side failure: the trial is reported as infra_error with this message."""
 
 
+class TrialFileError(Exception):
+    """An existing trial.json that cannot be used; the trial is left untouched."""
+
+
 def is_done(record: TrialRecord) -> bool:
     """A trial whose result is final (skipped by a re-run). infra_error is retried."""
     return record.status in FINISHED and record.status != "infra_error"
@@ -70,8 +78,18 @@ def failure_class_of(status: str) -> FailureClass:
     return "infra" if status in INFRA_STATUSES else "model"
 
 
+def stored_failure_class(phase: PhaseRecord) -> FailureClass:
+    """The class recorded when the phase ended; derived from the status only for records older than the field."""
+    return phase.failure_class if phase.failure_class is not None else failure_class_of(phase.status)
+
+
 async def run_trial(plan: TrialPlan, env: RunEnv) -> TrialRecord:
-    existing = None if plan.force else _load(plan)
+    try:
+        existing = None if plan.force else _load(plan)
+    except TrialFileError as exc:
+        record = unreadable_record(plan, str(exc))
+        env.progress.trial_finished(record, skipped=False)
+        return record
     if plan.force and plan.paths.root.exists():
         shutil.rmtree(plan.paths.root)
     if existing is not None and is_done(existing):
@@ -94,6 +112,15 @@ def new_record(plan: TrialPlan) -> TrialRecord:
         replay=plan.model.provider == "replay", config=plan.config_snapshot(),
         versions=Versions(shipbench=__version__, task=_task_version(plan)), created_at=stamp, updated_at=stamp,
     )
+
+
+def unreadable_record(plan: TrialPlan, problem: str) -> TrialRecord:
+    """The (unsaved) infra_error record reported for a trial whose trial.json cannot be used."""
+    record = new_record(plan)
+    record.status, record.failure_class = "infra_error", "infra"
+    record.status_reason = (f"{problem}; the trial was left untouched: fix the file, or re-run with "
+                            f"--force {plan.trial_id} to start it over from an empty workspace")
+    return record
 
 
 async def _run(plan: TrialPlan, env: RunEnv, record: TrialRecord) -> TrialRecord:
@@ -137,7 +164,7 @@ async def _execute(plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: 
             done = outcome.record
             final = _worse(final, (done.status, done.status_reason, outcome.failure_class))
         else:
-            final = _worse(final, (done.status, done.status_reason, failure_class_of(done.status)))
+            final = _worse(final, (done.status, done.status_reason, stored_failure_class(done)))
         session = done.session_id or session
         spent, spent_usd = spent + done.proxy_usage, spent_usd + done.cost_usd
         if done.status not in OK_PHASE:
@@ -220,7 +247,8 @@ async def _audit(plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: Re
     try:
         result = await asyncio.to_thread(audit_project, plan.paths.workspace, plan.task, env.gem_sources)
         plan.paths.audit.write_text(redactor(to_json(result)), encoding="utf-8")
-        record.audit_score, record.audit_tier, record.audit_error = result.score, result.tier, None
+        record.audit_score, record.audit_tier = result.score, result.tier
+        record.audit_error = result.verdict if is_incomplete(result.verdict) else None  # partial: never ranked
     except Exception as exc:
         record.audit_score = record.audit_tier = None
         record.audit_error = redactor(f"audit failed: {exc!r}")
@@ -254,10 +282,25 @@ def _save(plan: TrialPlan, record: TrialRecord) -> None:
 
 
 def _load(plan: TrialPlan) -> TrialRecord | None:
+    """The saved record; None for a trial never started; TrialFileError when one exists but cannot be used."""
+    path = plan.paths.record
     try:
-        return load_trial(plan.paths.record)
-    except (FileNotFoundError, ValidationError, ValueError):
+        return load_trial(path)
+    except FileNotFoundError:
+        if any((plan.paths.root / "phases").glob("*")):
+            raise TrialFileError(f"{path}: missing, but phases/ holds output of an earlier run") from None
         return None
+    except OSError as exc:
+        raise TrialFileError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    except ValidationError as exc:
+        raise TrialFileError(f"{path}: invalid trial.json: {_one_line(validation_problems(exc))}") from None
+    except ValueError as exc:  # not UTF-8
+        raise TrialFileError(f"{path}: invalid trial.json: {_one_line(str(exc))}") from None
+
+
+def _one_line(text: str, limit: int = 600) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _task_version(plan: TrialPlan) -> str:

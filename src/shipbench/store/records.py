@@ -78,6 +78,7 @@ class PhaseRecord(_Rec):
     id: str
     status: TrialStatus = "pending"
     status_reason: str = ""
+    failure_class: FailureClass | None = None  # set when the phase ends; None: unfinished, or an older record
     started_at: datetime | None = None
     ended_at: datetime | None = None
     wall_s: float = 0.0

@@ -11,6 +11,7 @@ SCAN_MAX_BYTES, lockfiles excluded, without git. Nothing here raises.
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import math
@@ -141,25 +142,48 @@ def scan_text_for_keys(text: str) -> Iterator[tuple[int, str]]:
                     break
 
 
+def _detect_in_text(path: str, text: str) -> Iterator[Any]:
+    """What detect-secrets' `scan.scan_file(path)` yields, read from `text` instead of the file.
+
+    Its filename filters only stat `path`; the transformers get a named in-memory copy.
+    """
+    from detect_secrets.core import scan
+    from detect_secrets.transformers import get_transformed_file
+
+    if scan._is_filtered_out(required_filter_parameters=["filename"], filename=path):
+        return
+    handle: Any = io.StringIO(text)
+    handle.name = path  # the transformers choose by file name
+    candidates = [get_transformed_file(handle) or io.StringIO(text, newline=None).readlines()]
+    handle.seek(0)
+    candidates.append(get_transformed_file(handle, use_eager_transformers=True) or [])
+    for lines in candidates:
+        found = list(scan._process_line_based_plugins(lines=list(enumerate(lines, start=1)), filename=path))
+        yield from found
+        if found:
+            return
+
+
 def scannable(files: ProjectFiles) -> list[SourceFile]:
     return [f for f in files.files.values() if f.size <= SCAN_MAX_BYTES and f.name not in LOCKFILES]
 
 
 def secret_facts(files: ProjectFiles, errors: list[str]) -> SecretFacts:
     facts = SecretFacts()
-    targets = scannable(files)
+    texts: dict[str, tuple[str, str]] = {}  # rel -> (real path, text): read once, safely
     found: dict[tuple[str, int], str] = {}
-    for source in targets:
+    for source in scannable(files):
         try:
             text = source.read_text()
         except OSError as exc:
             errors.append(f"{source.rel}: unreadable ({exc})"[:200])
             continue
+        texts[source.rel] = (str(source.abs_path), text)
         for line, kind in scan_text_for_keys(text):
             found.setdefault((source.rel, line), kind)
         if is_env_file(source.name) and env_has_values(text):
             facts.committed_env_files.append(source.rel)
-    for (rel, line), kind in detect_secrets_scan(files, targets, errors).items():
+    for (rel, line), kind in detect_secrets_scan(texts, errors).items():
         found.setdefault((rel, line), kind)
     facts.secrets = [Located(path=rel, line=line, detail=kind) for (rel, line), kind in sorted(found.items())]
     facts.master_key = find_master_key(files)
@@ -199,10 +223,12 @@ def find_master_key(files: ProjectFiles) -> str | None:
     return None
 
 
-def detect_secrets_scan(
-    files: ProjectFiles, targets: list[SourceFile], errors: list[str]
-) -> dict[tuple[str, int], str]:
-    """detect-secrets' token detectors over `targets`; (path, line) -> kind. Never raises."""
+def detect_secrets_scan(texts: dict[str, tuple[str, str]], errors: list[str]) -> dict[tuple[str, int], str]:
+    """detect-secrets' token detectors over `texts` (rel -> (real path, text read)); (rel, line) -> kind.
+
+    Never raises. The texts are fed to detect-secrets' own line pipeline (its file transformers
+    included) so that it never opens a project path itself: that open could block on a FIFO.
+    """
     try:
         from detect_secrets.core.secrets_collection import SecretsCollection
         from detect_secrets.settings import transient_settings
@@ -210,14 +236,15 @@ def detect_secrets_scan(
         errors.append(f"detect-secrets unavailable: {exc}"[:200])
         return {}
     config: dict[str, Any] = {"plugins_used": [{"name": name} for name in DETECT_SECRETS_PLUGINS]}
-    collection = SecretsCollection(root=str(files.root))
+    collection = SecretsCollection()
     quiet = logging.getLogger("detect-secrets")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)
     try:
         with transient_settings(config):
-            for source in targets:
-                collection.scan_file(source.rel)
+            for rel, (path, text) in texts.items():
+                for secret in _detect_in_text(path, text):
+                    collection[rel].add(secret)
     except Exception as exc:  # a third-party scanner bug must not lose the audit
         errors.append(f"detect-secrets failed: {type(exc).__name__}: {exc}"[:200])
     finally:

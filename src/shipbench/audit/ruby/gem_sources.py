@@ -101,6 +101,11 @@ def _installed_versions(name: str, roots: Sequence[Path]) -> dict[str, Path]:
     return found
 
 
+def installed_gem(name: str, roots: Sequence[Path] | None = None) -> dict[str, Path]:
+    """The versions of `name` that discovery finds installed (version -> directory), without any explicit source."""
+    return _installed_versions(name, default_roots() if roots is None else roots)
+
+
 def locate_gem(
     name: str, version: str | None, explicit: dict[str, Path], roots: Sequence[Path] | None = None
 ) -> tuple[GemSource, Path | None]:

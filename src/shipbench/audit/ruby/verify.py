@@ -107,8 +107,7 @@ def _parse(ctx: AuditContext, source: SourceFile) -> ParsedSource | None:
         return ctx.parsed(rel)
     if source.suffix or source.size > 1_000_000:
         return None
-    with source.abs_path.open("rb") as handle:
-        head = handle.read(128)
+    head = source.read_head(128)
     if not _RUBY_SHEBANG.match(head):
         return None
     return parse_ruby(rel, source.read_bytes())

@@ -560,26 +560,59 @@ def collect_signals(ctx: AuditContext) -> list[StoreSignal]:
     return signals
 
 
+def _is_namespace_wrapper(node: Node) -> bool:
+    """`module Gen` whose body only holds other classes/modules: it defines nothing of its own here."""
+    body = node.child_by_field_name("body")
+    kept = [c for c in body.named_children if c.type != "comment"] if body is not None else []
+    return node.type == "module" and all(c.type in ("class", "module") for c in kept)
+
+
 def _defined(parsed: ParsedSource) -> set[str]:
-    return {class_name(parsed, k).split("::")[-1] for k in of_type(parsed.root, "class", "module")}
+    return {
+        class_name(parsed, k).split("::")[-1]
+        for k in of_type(parsed.root, "class", "module")
+        if not _is_namespace_wrapper(k)
+    }
 
 
 def _referenced(parsed: ParsedSource) -> set[str]:
-    return {parsed.text(n) for n in of_type(parsed.root, "constant")}
+    """Constants the file uses, not the names it gives its own classes and modules."""
+    names = {
+        (n.start_byte, n.end_byte)
+        for k in of_type(parsed.root, "class", "module")
+        if (n := k.child_by_field_name("name")) is not None
+    }
+    return {
+        parsed.text(n)
+        for n in of_type(parsed.root, "constant")
+        if (n.start_byte, n.end_byte) not in names and not _inside_any(n, names)
+    }
+
+
+def _inside_any(node: Node, spans: set[tuple[int, int]]) -> bool:
+    """Part of a definition's own name (`class Admin::Chat`: the `Admin` and `Chat` constants)."""
+    return any(start <= node.start_byte and node.end_byte <= end for start, end in spans) if spans else False
 
 
 def file_graph(sources: list[ParsedSource]) -> dict[str, set[str]]:
-    """Undirected 'one file references a class or module the other defines' graph over `sources`."""
+    """Undirected 'one file references a class or module the other defines' graph over `sources`.
+    Linear in the references: definitions are indexed by name, never compared file against file."""
     defined = {p.rel: _defined(p) - {""} for p in sources}
+    definers: dict[str, set[str]] = {}
+    for rel, names in defined.items():
+        for name in names:
+            definers.setdefault(name, set()).add(rel)
     graph: dict[str, set[str]] = {p.rel: set() for p in sources}
+    outgoing: dict[str, set[str]] = {}
     for parsed in sources:
-        refs = _referenced(parsed)
-        for other, names in defined.items():
-            if other != parsed.rel and refs & names:
-                graph[parsed.rel].add(other)
-                graph[other].add(parsed.rel)
+        targets = {other for ref in _referenced(parsed) for other in definers.get(ref, ())} - {parsed.rel}
+        outgoing[parsed.rel] = targets
+        for other in targets:
+            graph[parsed.rel].add(other)
+            graph[other].add(parsed.rel)
     # A subclass calls what its superclass defines (a controller's helper `conversation_store` in
-    # ApplicationController): the superclass's references are the subclass's too.
+    # ApplicationController): the superclass's own references are the subclass's too (not the files
+    # that reference the superclass: those are its other subclasses, not this one's collaborators).
     owner = {name: rel for rel, names in defined.items() for name in names}
     for parsed in sources:
         for klass in of_type(parsed.root, "class"):
@@ -587,7 +620,7 @@ def file_graph(sources: list[ParsedSource]) -> dict[str, set[str]]:
             base = owner.get(parsed.text(sup).lstrip("< :").rsplit("::", 1)[-1]) if sup is not None else None
             if base is None or base == parsed.rel:
                 continue
-            for other in graph[base] - {parsed.rel}:
+            for other in outgoing.get(base, set()) - {parsed.rel}:
                 graph[parsed.rel].add(other)
                 graph[other].add(parsed.rel)
     return graph
