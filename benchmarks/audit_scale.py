@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_audit import BASE, CONTROLLER, JS, SERVICE, TEST, VIEW  # noqa: E402
+from bench_audit import BASE, CONTROLLER, JS, SERVICE, TEST, VIEW, write_files  # noqa: E402
 from shipbench.audit import engine  # noqa: E402
 from shipbench.audit.files import ProjectFiles  # noqa: E402
 from shipbench.tasks import load_task  # noqa: E402
@@ -56,11 +56,7 @@ def build_project(root: Path, n_files: int) -> int:
         path, body = FILLER[i % len(FILLER)]
         files[path.format(i=i, d=i // 500)] = body.format(i=i)
         i += 1
-    for rel, text in files.items():
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    return len(files)
+    return write_files(root, files)
 
 
 def _timed(name: str, fn: Callable[..., Any], timings: dict[str, float]) -> Callable[..., Any]:

@@ -104,6 +104,11 @@ def build_project(root: Path, n_files: int) -> int:
         group = i // len(templates)  # files of one group refer to each other (service, its controller, test)
         files[path.format(i=group)] = body.format(i=group)
         i += 1
+    return write_files(root, files)
+
+
+def write_files(root: Path, files: dict[str, str]) -> int:
+    """Write `files` (relative path -> text) under `root`; returns how many."""
     for rel, text in files.items():
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -563,3 +563,26 @@ def test_cookie_jar_passed_positionally_and_keyed_by_an_ivar_is_a_session_store(
     hits = run(ctx)
     assert "persistence.none" not in rules(hits)
     assert ctx.derived["persistence"] == "session_cookie"
+
+
+def test_file_graph_links_by_use_not_by_shared_namespace_or_sibling_subclass() -> None:
+    from shipbench.audit.ruby.parse import parse_ruby
+    from shipbench.tasks.rails_chat.checks._persistence_signals import file_graph
+
+    files = {
+        "lib/gen/a.rb": "module Gen\n  class A\n    def v = 1\n  end\nend\n",
+        "lib/gen/b.rb": "module Gen\n  class B\n    def v = Gen::A.new.v\n  end\nend\n",
+        "lib/gen/c.rb": "module Gen\n  class C\n  end\nend\n",
+        "app/controllers/application_controller.rb": "class ApplicationController\n  def store = Store.new\nend\n",
+        "app/models/store.rb": "class Store\nend\n",
+        "app/controllers/x_controller.rb": "class XController < ApplicationController\nend\n",
+        "app/controllers/y_controller.rb": "class YController < ApplicationController\nend\n",
+    }
+    graph = file_graph([parse_ruby(rel, text.encode()) for rel, text in files.items()])
+    assert graph["lib/gen/b.rb"] == {"lib/gen/a.rb"}  # uses A; the reopened `module Gen` links nothing
+    assert graph["lib/gen/c.rb"] == set()
+    # a subclass inherits what its superclass uses (Store), never its sibling subclasses
+    assert graph["app/controllers/x_controller.rb"] == {
+        "app/controllers/application_controller.rb",
+        "app/models/store.rb",
+    }

@@ -39,11 +39,35 @@ def test_other_version_is_never_used(tmp_path: Path) -> None:
     assert "0.2.0" not in source.note, "a gem whose name merely starts alike is not a version"
 
 
-def test_explicit_source_used_as_is(tmp_path: Path) -> None:
-    explicit = _install(tmp_path, "checkout")
+def test_explicit_source_of_another_version_is_refused_for_verdicts(tmp_path: Path) -> None:
+    explicit = _install(tmp_path, "checkout")  # a 1.14.1 source
     source, path = locate_gem("ruby_llm", "1.14.0", {"ruby_llm": explicit}, roots=[])
-    assert path == explicit and source.used_version == "1.14.1"
-    assert "1.14.0" in source.note
+    assert path is None and source.used_version is None
+    assert source.note == "--gem-source ruby_llm: found 1.14.1, locked 1.14.0: calls left unverifiable"
+    same, same_path = locate_gem("ruby_llm", "1.14.1", {"ruby_llm": explicit}, roots=[])
+    assert same_path == explicit and same.used_version == "1.14.1" and same.note == "explicit --gem-source"
+
+
+def test_real_1_16_source_against_a_1_14_lock_gives_no_verdict(tmp_path: Path) -> None:
+    from tests.conftest import REAL_RUBY_LLM_116, need_real_gem, write_tree
+
+    from shipbench.audit.engine import audit_project
+
+    need_real_gem(REAL_RUBY_LLM_116)
+    lock = "GEM\n  remote: https://rubygems.org/\n  specs:\n    ruby_llm (1.14.1)\n\nDEPENDENCIES\n  ruby_llm\n"
+    write_tree(
+        tmp_path / "app",
+        {
+            "Gemfile": 'source "https://rubygems.org"\ngem "rails"\ngem "ruby_llm"\n',
+            "Gemfile.lock": lock,
+            "config/application.rb": "module A\n  class Application < Rails::Application\n  end\nend\n",
+            "app/services/reply.rb": "class Reply\n  def call(t) = RubyLLM.chat.ask(t).content\nend\n",
+        },
+    )
+    result = audit_project(tmp_path / "app", "rails-chat", {"ruby_llm": REAL_RUBY_LLM_116})
+    assert result.api_calls and {c.verdict for c in result.api_calls} == {"unverifiable"}
+    (source,) = [s for s in result.facts["api_sources"] if isinstance(s, dict) and s["gem"] == "ruby_llm"]
+    assert "found 1.16.0, locked 1.14.1" in source["note"]
 
 
 def test_cache_roundtrip_and_invalidation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

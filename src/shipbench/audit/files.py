@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,15 +129,28 @@ def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     return data
 
 
-def _read_fd(path: Path, limit: int) -> bytes:
+@contextmanager
+def _regular_fd(path: Path) -> Iterator[tuple[int, os.stat_result]]:
+    """A non-blocking descriptor of `path`, checked to be a regular file; every error is UnreadableFile."""
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
         raise UnreadableFile("unreadable", str(exc)) from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise UnreadableFile("not_regular", f"not a regular file: {file_kind(mode)}")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableFile("not_regular", f"not a regular file: {file_kind(st.st_mode)}")
+        yield fd, st
+    except UnreadableFile:
+        raise
+    except OSError as exc:
+        raise UnreadableFile("unreadable", str(exc)) from None
+    finally:
+        os.close(fd)
+
+
+def _read_fd(path: Path, limit: int) -> bytes:
+    with _regular_fd(path) as (fd, _):
         chunks: list[bytes] = []
         left = limit
         while left > 0:
@@ -146,31 +160,12 @@ def _read_fd(path: Path, limit: int) -> bytes:
             chunks.append(chunk)
             left -= len(chunk)
         return b"".join(chunks)
-    except UnreadableFile:
-        raise
-    except OSError as exc:
-        raise UnreadableFile("unreadable", str(exc)) from None
-    finally:
-        os.close(fd)
 
 
 def _sniff(path: Path) -> tuple[int, bytes]:
     """(size, first bytes) of a regular file, from one non-blocking open."""
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError as exc:
-        raise UnreadableFile("unreadable", str(exc)) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnreadableFile("not_regular", f"not a regular file: {file_kind(st.st_mode)}")
+    with _regular_fd(path) as (fd, st):
         return st.st_size, os.read(fd, TEXT_SNIFF_BYTES)
-    except UnreadableFile:
-        raise
-    except OSError as exc:
-        raise UnreadableFile("unreadable", str(exc)) from None
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
