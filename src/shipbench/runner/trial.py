@@ -29,10 +29,11 @@ from shipbench import __version__
 from shipbench.agents.base import AgentAdapter, Usage
 from shipbench.agents.discovery import detect_version, find_binary
 from shipbench.agents.registry import get_adapter
-from shipbench.audit.engine import audit_project, is_incomplete
-from shipbench.audit.serialize import to_json
+from shipbench.audit.engine import is_incomplete
+from shipbench.audit.models import AuditResult
 from shipbench.config import validation_problems
 from shipbench.proxy.types import UpstreamTarget
+from shipbench.runner.audit_worker import audit_in_process
 from shipbench.runner.events import Redactor
 from shipbench.runner.killtree import kill_marked
 from shipbench.runner.phase import PhaseContext, PhaseOutcome, now, run_phase
@@ -245,8 +246,9 @@ async def _run_phase(
 
 async def _audit(plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: Redactor) -> None:
     try:
-        result = await asyncio.to_thread(audit_project, plan.paths.workspace, plan.task, env.gem_sources)
-        plan.paths.audit.write_text(redactor(to_json(result)), encoding="utf-8")
+        text = await asyncio.to_thread(audit_in_process, plan.paths.workspace, plan.task.root, env.gem_sources)
+        result = AuditResult.model_validate_json(text)
+        plan.paths.audit.write_text(redactor(text), encoding="utf-8")
         record.audit_score, record.audit_tier = result.score, result.tier
         record.audit_error = result.verdict if is_incomplete(result.verdict) else None  # partial: never ranked
     except Exception as exc:

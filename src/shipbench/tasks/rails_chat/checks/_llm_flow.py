@@ -9,7 +9,6 @@ non-chat was assigned to it. Tests are never analysed here: callers pass app sou
 from __future__ import annotations
 
 import re
-import weakref
 from dataclasses import dataclass, field
 
 from shipbench.audit.checks import AuditContext
@@ -283,19 +282,15 @@ def _is_chat_receiver(flow: FileFlow, recv: Node) -> bool:
     return bool(CHATTY_NAME.search(flow.parsed.text(recv).lstrip("@$")))
 
 
-_FLOWS: dict[int, tuple[weakref.ref[AuditContext], list[FileFlow]]] = {}
-
-
 def project_flows(ctx: AuditContext) -> list[FileFlow]:
-    """One `FileFlow` per app Ruby file (app/, lib/, config/), computed once per context."""
-    hit = _FLOWS.get(id(ctx))
-    if hit is not None and hit[0]() is ctx:
-        return hit[1]
-    for key in [k for k, (ref, _) in _FLOWS.items() if ref() is None]:
-        del _FLOWS[key]
+    """One `FileFlow` per app Ruby file (app/, lib/, config/), computed once per context (kept in
+    the context's memo, never in module state, so concurrent audits cannot see each other's)."""
+    cached = ctx.memo.get("llm_flows")
+    if isinstance(cached, list):
+        return cached
     flows = [analyse(p) for p in app_ruby(ctx)]
     _add_verified_sends(ctx, flows)
-    _FLOWS[id(ctx)] = (weakref.ref(ctx), flows)
+    ctx.memo["llm_flows"] = flows
     return flows
 
 

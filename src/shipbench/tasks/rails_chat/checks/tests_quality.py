@@ -78,18 +78,16 @@ class Analysis:
     network_blocked: bool
 
 
-_cache: list[tuple[AuditContext, Analysis]] = []
-
-
 def analyse(ctx: AuditContext) -> Analysis:
-    """The tests of `ctx`, analysed once per context (the last context is kept, nothing more)."""
-    if _cache and _cache[0][0] is ctx:
-        return _cache[0][1]
+    """The tests of `ctx`, analysed once per context (kept in the context, never in module state)."""
+    cached = ctx.memo.get("tests_analysis")
+    if isinstance(cached, Analysis):
+        return cached
     suite = build_suite(ctx.test_sources())
     path = build_llm_path(ctx)
     facts = [_case_facts(suite, path, case) for case in suite.cases]
     result = Analysis(suite, path, facts, _network_blocked(suite))
-    _cache[:] = [(ctx, result)]
+    ctx.memo["tests_analysis"] = result
     ctx.derived["tests_count"] = len(facts)
     ctx.derived["tests_reaching_llm"] = sum(1 for f in facts if f.reaches)
     ctx.derived["tests_llm_replaced"] = sum(1 for f in facts if f.reaches and f.replaced)
