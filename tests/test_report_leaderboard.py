@@ -156,3 +156,36 @@ def test_imported_rows_never_ranked(tmp_path: Path) -> None:
     hist = rows[0].model_copy(update={"imported": True, "trial_id": "imported__x", "score": None})
     board = build_leaderboard(rows, imported=[hist])
     assert len(board.rows) == 1 and len(board.imported) == 1 and board.imported[0].rank is None
+
+
+def _restamp(trial_dir: Path, digest: str, tiers: dict[str, int]) -> None:
+    data = json.loads((trial_dir / "audit.json").read_text(encoding="utf-8"))
+    data["rubric"] = {"digest": digest, "tiers": tiers}
+    (trial_dir / "audit.json").write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_tiers_come_from_the_rubric_each_trial_was_scored_with(tmp_path: Path) -> None:
+    suite = tmp_path / "res" / "s1"
+    for trial in write_config(suite, "codex", "a", [75, 77]):
+        _restamp(trial, "old", {"A": 70, "B": 50, "C": 30})  # scored when A started at 70
+    write_config(suite, "claude", "b", [75, 77])  # unstamped (older audits): today's built-in rubric, A >= 80
+    mixed = write_config(suite, "gemini", "c", [75, 77])
+    _restamp(mixed[0], "old", {"A": 70, "B": 50, "C": 30})
+    _restamp(mixed[1], "new", {"A": 90, "B": 60, "C": 40})
+    board, _ = build_report(tmp_path / "res")
+    tiers = {r.key: r.tier for r in board.rows}
+    assert tiers["codex / a"] == "A"  # 76 under the rubric that scored it
+    assert tiers["claude / b"] == "B"  # 76 under today's rubric
+    assert tiers["gemini / c"] == "B"  # rubrics differ: the trials' own tiers decide (both B here)
+
+
+def test_a_fresh_audit_records_its_rubric() -> None:
+    from tests.conftest import FIXTURES
+
+    from shipbench.audit.engine import audit_project
+    from shipbench.tasks.pack import load_task
+
+    result = audit_project(FIXTURES / "rails_chat" / "textbook_tier_a")
+    rubric = load_task("rails-chat").rubric
+    assert result.rubric is not None and result.rubric.tiers == {"A": 80, "B": 60, "C": 40}
+    assert result.rubric.digest == rubric.digest and len(rubric.digest) == 16

@@ -16,7 +16,7 @@ from shipbench import __version__
 from shipbench.audit.checks import AuditContext, Hit
 from shipbench.audit.facts import extract_facts
 from shipbench.audit.files import MAX_FILES, ProjectFiles
-from shipbench.audit.models import AuditResult, Evidence
+from shipbench.audit.models import AuditResult, Evidence, RubricStamp
 from shipbench.audit.ruby.verify import verify_project
 from shipbench.audit.scoring import score_with_severity
 from shipbench.tasks.pack import TaskPack, load_task
@@ -89,6 +89,7 @@ def audit_project(
         facts=_facts_out(ctx, check_errors),
         file_issues=issues,
         shipbench_version=__version__,
+        rubric=RubricStamp(digest=pack.rubric.digest, tiers=dict(pack.rubric.tiers)),
     )
 
 

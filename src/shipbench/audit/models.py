@@ -87,6 +87,14 @@ class FileIssue(_Model):
     detail: str = ""
 
 
+class RubricStamp(_Model):
+    """Which rubric scored an audit: a digest of the rubric as loaded, and its tier thresholds, so a
+    report ranks the audit by the rubric it was scored with, not by whatever rubric is current."""
+
+    digest: str
+    tiers: dict[str, int]
+
+
 class AuditResult(_Model):
     """What `shipbench audit --json` writes."""
 
@@ -101,3 +109,4 @@ class AuditResult(_Model):
     facts: dict[str, object]
     file_issues: list[FileIssue] = Field(default_factory=list)
     shipbench_version: str
+    rubric: RubricStamp | None = None  # absent in audits written before the stamp existed

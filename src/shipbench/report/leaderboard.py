@@ -28,7 +28,7 @@ from shipbench.report.stats import (
     rank_intervals,
 )
 from shipbench.report.views import Views, build_views
-from shipbench.tasks.pack import BUILTIN_TASKS, Rubric, TaskPackError, load_task
+from shipbench.tasks.pack import BUILTIN_TASKS, Rubric, TaskPackError, load_task, tier_for
 
 API_BAD = ("missing", "bad_arguments")
 
@@ -144,14 +144,28 @@ def _rubric(task: str) -> Rubric | None:
         return None
 
 
-def _tier_of(task: str, mean: float | None, counts: Counter[str]) -> str | None:
-    """The task rubric's tier of the mean score; the most common trial tier when the task is unknown."""
+def _tier_of(task: str, mean: float | None, counts: Counter[str], scored: list[TrialRow]) -> str | None:
+    """The tier of the mean score under the rubric the trials were scored with (recorded in each audit);
+    today's built-in rubric only for audits older than that record; the most common trial tier when the
+    trials were scored with different rubrics or the task is unknown."""
     if mean is None:
         return None
+    stamps = [_stamp(r) for r in scored]
+    known = {s for s in stamps if s is not None}
+    if len(known) == 1 and None not in stamps:
+        ((_, tiers),) = known
+        return tier_for(round(mean), dict(tiers))
     rubric = _rubric(task)
-    if rubric is not None:
+    if not known and rubric is not None:
         return rubric.tier(round(mean))
     return counts.most_common(1)[0][0] if counts else None
+
+
+def _stamp(row: TrialRow) -> tuple[str, tuple[tuple[str, int], ...]] | None:
+    """(digest, tier thresholds) of the rubric that scored the row's audit; None for an older audit."""
+    if row.audit is None or row.audit.rubric is None:
+        return None
+    return row.audit.rubric.digest, tuple(sorted(row.audit.rubric.tiers.items()))
 
 
 def _tokens(rows: list[TrialRow]) -> TokenSummary:
@@ -201,7 +215,7 @@ def aggregate_config(rows: list[TrialRow], *, level: float, resamples: int, seed
     row = ConfigRow(
         key=first.config_key, task=first.task, agent=first.agent, model_id=first.model_id, model=first.model,
         provider=first.provider, settings=first.settings, imported=first.imported, score=est,
-        tier=_tier_of(first.task, est.mean, tiers), tier_counts=dict(sorted(tiers.items())),
+        tier=_tier_of(first.task, est.mean, tiers, scored), tier_counts=dict(sorted(tiers.items())),
         dimensions=_dimensions(scored), trials=len(rows), scored=len(scored),
         infra=sum(r.infra for r in rows), unfinished=sum(not r.finished and not r.infra for r in rows),
         status_counts=dict(sorted(status.items())),

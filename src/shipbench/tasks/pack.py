@@ -7,6 +7,7 @@ exists, prompt files exist, the checks module imports and exposes CHECKS); any p
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import sys
 import tomllib
@@ -102,6 +103,14 @@ class SeverityClass(_Strict):
     spill: list[str] = Field(default_factory=list)
 
 
+def tier_for(score: int, tiers: dict[str, int]) -> Tier:
+    """The tier of `score` under thresholds {"A": a, "B": b, "C": c} (D below c)."""
+    for name in ("A", "B", "C"):
+        if score >= tiers[name]:
+            return name
+    return "D"
+
+
 class Rubric(_Strict):
     tiers: dict[str, int]
     dimensions: list[Dimension] = Field(min_length=1)
@@ -135,10 +144,12 @@ class Rubric(_Strict):
         return 100 if above is None else self.tiers[above] - 1
 
     def tier(self, score: int) -> Tier:
-        for name in ("A", "B", "C"):
-            if score >= self.tiers[name]:
-                return name
-        return "D"
+        return tier_for(score, self.tiers)
+
+    @property
+    def digest(self) -> str:
+        """A short, stable digest of the rubric as loaded: any change to a rule, weight or tier changes it."""
+        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()[:16]
 
     def dimension(self, dim_id: str) -> Dimension:
         return next(d for d in self.dimensions if d.id == dim_id)
