@@ -332,6 +332,38 @@ def _print_read_problems(board: Leaderboard) -> None:
 
 
 @app.command()
+def rescore(
+    results_dir: Annotated[Path, typer.Argument(help="Results dir: one suite or many.")],
+    task: Annotated[str, typer.Option(help="Built-in task id or a task pack directory.")] = "rails-chat",
+    gem_source: Annotated[
+        list[str] | None, typer.Option("--gem-source", help="NAME=DIR: verify calls against this gem source.")
+    ] = None,
+) -> None:
+    """Audit finished trials again with today's rubric, beside the audit they were scored with
+    (audit.rescored-<rubric digest>.json; audit.json is never changed). Exit 2 when nothing matches."""
+    from shipbench.report.rescore import rescore_results
+    from shipbench.tasks.pack import TaskPackError, load_task
+
+    if not results_dir.is_dir():
+        raise _fail(f"{results_dir}: no such results directory")
+    try:
+        pack = load_task(task)
+    except TaskPackError as exc:
+        raise _fail(str(exc)) from None
+    done = rescore_results(results_dir, pack, _parse_gem_sources(gem_source or []))
+    if not done:
+        raise _fail(f"{results_dir}: no audited {pack.id} trial to rescore")
+    console = _console()
+    for r in done:
+        old = "-" if r.old_score is None else str(r.old_score)
+        new = f"error: {r.error}" if r.new_score is None else f"{r.new_score} ({r.path.name if r.path else ''})"
+        console.print(f"{r.trial_dir.name}: {old} -> {new}", highlight=False, markup=False)
+    failed = sum(r.new_score is None for r in done)
+    console.print(f"rescored {len(done) - failed} of {len(done)} trials with rubric {pack.rubric.digest}")
+    raise typer.Exit(code=1 if failed else 0)
+
+
+@app.command()
 def version() -> None:
     """Print the shipbench version."""
     print(__version__)

@@ -1,0 +1,28 @@
+"""The `none` backend: an explicit opt-out, the agent runs directly as the harness's user.
+
+Invariants: argv is returned unchanged; it isolates nothing (every capability flag is False), so a trial run
+with it can read the harness's environment (the provider key) and every file the user can: the trial records it.
+"""
+
+from __future__ import annotations
+
+from shipbench.sandbox.base import SandboxCapabilities, SandboxRequest
+
+CAPABILITIES = SandboxCapabilities(
+    name="none",
+    isolates_processes=False,
+    isolates_filesystem=False,
+    private_tmp=False,
+    networks=frozenset({"open"}),
+    platforms=frozenset({"linux", "darwin"}),
+)
+
+
+class NoSandbox:
+    capabilities = CAPABILITIES
+
+    def problem(self) -> str | None:
+        return None
+
+    def wrap(self, argv: list[str], request: SandboxRequest) -> list[str]:
+        return list(argv)
