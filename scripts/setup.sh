@@ -2,7 +2,8 @@
 # Set up shipbench on a fresh machine:
 #   - .venv with the pinned Python package and dev tools;
 #   - the pinned agent CLIs from npm in .tools/npm (project-local; nothing global);
-#   - ripgrep (opencode's grep tool) and chromium (HTML report tests) from apt when missing and we are root.
+#   - ripgrep (opencode's grep tool), chromium (HTML report tests) and bubblewrap (the agent sandbox) from apt
+#     when missing and we are root.
 # Idempotent: re-running only installs what is missing. Needs python3 >= 3.11; node/npm for the agents.
 # SHIPBENCH_SKIP_AGENTS=1 skips the agent CLIs (the audit needs none of them).
 set -euo pipefail
@@ -35,9 +36,11 @@ if [ "${SHIPBENCH_SKIP_AGENTS:-0}" != "1" ]; then
   fi
 fi
 
-# System packages: ripgrep (opencode's grep tool), chromium (the HTML report's browser tests).
+# System packages: ripgrep (opencode's grep tool), chromium (the HTML report's browser tests), bubblewrap
+# (`bwrap`: the default agent sandbox, src/shipbench/sandbox/bwrap.py).
 apt_packages=()
 command -v rg >/dev/null 2>&1 || apt_packages+=(ripgrep)
+[ -x /usr/bin/bwrap ] || apt_packages+=(bubblewrap)
 [ -x /usr/bin/chromium ] || [ "${SHIPBENCH_SKIP_BROWSER:-0}" = "1" ] || apt_packages+=(chromium)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

@@ -323,3 +323,27 @@ def test_deleted_trial_json_beside_phase_output_is_not_wiped(tmp_path: Path, fak
     )
     assert (root / "phases" / "1" / "events.jsonl").read_bytes() == events and not (root / "trial.json").exists()
     assert len(fake.requests) == 2
+
+
+def test_an_agent_that_reads_the_rubric_is_contaminated_and_kept_out_of_the_ranking(
+    tmp_path: Path, fake: FakeAdapter
+) -> None:
+    from shipbench.report.build import build_report
+    from shipbench.report.html import render_html
+    from shipbench.report.markdown import render_markdown
+
+    config = _config(tmp_path, repeats=2)
+    rubric = tmp_path / "task" / "rubric.toml"
+    fake.peek = str(rubric)
+    fake.modes = {"Phase one": "peek"}
+    records = _run(config, tmp_path / "out")
+    assert [r.status for r in records] == ["completed", "completed"]  # reading is not a crash
+    for rec in records:
+        assert rec.phases[0].grading_reads == 1 and rec.phases[0].grading_paths == [str(rubric.resolve())]
+        assert rec.phases[1].grading_reads == 0  # phase two only wrote its own file
+    board, trials = build_report(tmp_path / "out")
+    assert sorted(t.trial_id for t in board.contaminated) == sorted(r.trial_id for r in records)
+    assert all(row.score.n == 0 for row in board.rows)
+    assert "## Contaminated trials" in render_markdown(board) and "rubric.toml" in render_markdown(board)
+    page = render_html(board, trials, tmp_path / "html").read_text(encoding="utf-8")
+    assert "Contaminated trials" in page and "rubric.toml" in page and "2 contaminated" in page

@@ -68,6 +68,10 @@ if mode == "loop":
     while True:
         print(json.dumps({"type": "tool", "name": "bash", "input": {"command": "ls"}}), flush=True)
         time.sleep(0.05)
+if mode == "peek":  # reads a file it was told about, the way an agent's shell tool would
+    target = os.environ["FAKE_PEEK"]
+    print(json.dumps({"type": "tool", "name": "bash", "input": {"command": "cat " + target}}), flush=True)
+    open(target).read()
 if mode == "spend":
     for _ in range(50):
         if call() is None:
@@ -113,6 +117,9 @@ def suite_config(task: Path, **extra: object) -> SuiteConfig:
         "agents": [{"name": "fake"}],
         "models": [{"id": "rp", "model": "replay-model", "provider": "replay"}],
         "limits": {"idle_s": 30, "phase_wall_s": 60, "grace_s": 1, "loop_repeats": 4},
+        # the fake agent is this interpreter running a script outside the workspace: nothing a sandbox shows it
+        # (tests/test_sandbox.py runs agents inside one)
+        "sandbox": {"backend": "none"},
     }
     data.update(extra)
     return SuiteConfig.model_validate(data)
@@ -125,6 +132,7 @@ class FakeAdapter:
         self.script = script
         self.modes = modes
         self.requests: list[InvocationRequest] = []
+        self.peek = ""  # the file mode "peek" reads
         self.capabilities = AgentCapabilities(
             name="fake", npm_package="fake-agent", npm_version="1.0.0", binary="python3", wire_api="openai_chat",
             continues_session=True, subagents=False, delegation_tools=frozenset({"task"}),
@@ -139,7 +147,7 @@ class FakeAdapter:
         env = {
             "PATH": os.environ.get("PATH", ""), "HOME": str(request.home), "FAKE_MODE": mode,
             "FAKE_BASE": request.base_url, "FAKE_TOKEN": request.token, "FAKE_MODEL": request.model,
-            "FAKE_FILE": fname, "FAKE_SESSION": request.session_id or "",
+            "FAKE_FILE": fname, "FAKE_SESSION": request.session_id or "", "FAKE_PEEK": self.peek,
         }
         return Invocation(argv=[sys.executable, str(self.script), request.prompt], env=env)
 

@@ -199,7 +199,7 @@ def test_a_source_of_another_version_never_says_missing(project: Build) -> None:
     root = project({"Gemfile": RAILS, "Gemfile.lock": lock("1.16.0"), "app/s.rb": "RubyLLM.chat.cost\n"})
     calls = verify_project(make_context(root), {"ruby_llm": REAL_RUBY_LLM}, roots=[]).calls
     found = next(c for c in calls if c.call == "Chat#cost")
-    assert found.verdict == "unverifiable" and "locks 1.16.0" in found.detail
+    assert found.verdict == "unverifiable" and "found 1.14.1, locked 1.16.0" in found.detail
 
 
 @pytest.mark.parametrize(

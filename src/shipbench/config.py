@@ -84,6 +84,13 @@ class Budget(_C):
     max_usd: float | None = Field(default=None, gt=0)
 
 
+class SandboxConfig(_C):
+    """Where agents run (see shipbench.sandbox): `auto` is bwrap when it works here, else none (recorded)."""
+
+    backend: Literal["auto", "bwrap", "none"] = "auto"
+    network: Literal["open", "proxy-only"] = "open"  # proxy-only is refused until a backend enforces it
+
+
 class Pricing(_C):
     input_per_mtok: float = Field(ge=0)
     output_per_mtok: float = Field(ge=0)
@@ -133,6 +140,7 @@ class SuiteConfig(_C):
     models: list[ModelConfig] = Field(min_length=1)
     limits: Limits = Field(default_factory=Limits)
     budget: Budget = Field(default_factory=Budget)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     provider_concurrency: dict[str, int] = Field(default_factory=dict)
 
     @field_validator("models")

@@ -202,6 +202,9 @@ def index_context(board: Leaderboard, trials: list[TrialRow], trial_href: Callab
         "delegations": generic_table("delegations", board.views.delegations,
                                      caption="Delegations to subagents.", empty="No delegations recorded."),
         "infra": infra, "imported": imported,
+        "contaminated": generic_table("contaminated", board.contaminated,
+                                      caption="Trials whose agent read the grading side (rubric, checks, other "
+                                      "trials, reports): listed apart, never ranked.", empty="No contaminated trial."),
         "skipped": generic_table("skipped", board.skipped, caption="Directories that could not be loaded.",
                                  empty="Nothing skipped."),
         "problems": generic_table("problems", board.problems,

@@ -16,7 +16,7 @@ from shipbench.report import svg
 from shipbench.report.html_tables import Column, Table, num, text
 from shipbench.report.html_text import clean, fmt_secs, fmt_usd, one_line, workspace_href
 from shipbench.report.load import TrialRow
-from shipbench.store.records import PhaseRecord, TrialRecord
+from shipbench.store.records import PhaseRecord, SandboxRecord, TrialRecord
 
 SNIPPET_LINES = 12
 MESSAGE_LINES = 200
@@ -105,6 +105,16 @@ def tool_table(phases: list[PhaseRecord]) -> Table:
     return table
 
 
+def sandbox_text(sandbox: SandboxRecord | None) -> str:
+    """Where the agent ran, for the trial page: `none` says what it could reach."""
+    if sandbox is None:
+        return "not recorded (a run before sandboxes: unsandboxed)"
+    text = f"{sandbox.backend} (requested {sandbox.requested or '?'}, network {sandbox.network})"
+    if sandbox.backend == "none":
+        text += ": unsandboxed, the agent could read the harness's environment and other trials"
+    return text + (f"; {sandbox.reason}" if sandbox.reason else "")
+
+
 def record_context(record: TrialRecord | None) -> dict[str, Any]:
     if record is None:
         return {"record": None, "versions": []}
@@ -123,6 +133,7 @@ def record_context(record: TrialRecord | None) -> dict[str, Any]:
     versions = [("shipbench (run)", v.shipbench), ("agent CLI", v.agent_cli), ("task", v.task),
                 ("ruby_llm (locked in project)", v.ruby_llm_locked),
                 ("models served", ", ".join(f"{m} ({n} calls)" for m, n in served.most_common()))]
+    versions.append(("sandbox", sandbox_text(record.sandbox)))
     return {
         "record": record,
         "phases": phase_table(phases),

@@ -117,6 +117,12 @@ class InfraTrial(_M):
     reason: str
 
 
+class ContaminatedTrial(_M):
+    trial_id: str
+    key: str
+    paths: list[str]  # grading-side files its tool calls named
+
+
 class Leaderboard(_M):
     level: float = DEFAULT_LEVEL
     seed: int = DEFAULT_SEED
@@ -126,6 +132,7 @@ class Leaderboard(_M):
     no_clear_winner: list[NoClearWinner] = Field(default_factory=list)
     views: Views = Field(default_factory=Views)
     infra: list[InfraTrial] = Field(default_factory=list)
+    contaminated: list[ContaminatedTrial] = Field(default_factory=list)  # read the grading side: not ranked
     imported: list[ConfigRow] = Field(default_factory=list)
     skipped: list[SkippedTrial] = Field(default_factory=list)
     problems: list[TrialProblem] = Field(default_factory=list)  # loaded trials with a missing/unreadable file
@@ -204,7 +211,7 @@ def _dimensions(rows: list[TrialRow]) -> dict[str, float]:
 def aggregate_config(rows: list[TrialRow], *, level: float, resamples: int, seed: int) -> ConfigRow:
     """One leaderboard row from every trial of one configuration."""
     first = rows[0]
-    counted = [r for r in rows if r.finished and not r.infra]
+    counted = [r for r in rows if r.finished and not r.infra and not r.contaminated]
     scored = [r for r in counted if r.score is not None]
     scores = [r.score for r in scored if r.score is not None]
     est = mean_interval(scores, label=f"{first.task}|{first.config_key}", level=level, resamples=resamples, seed=seed)
@@ -317,11 +324,16 @@ def build_leaderboard(
         InfraTrial(trial_id=t.trial_id, key=t.config_key, status=t.status, reason=t.status_reason)
         for t in native if t.infra
     ]
+    board.contaminated = [
+        ContaminatedTrial(trial_id=t.trial_id, key=t.config_key, paths=t.contaminated[:10])
+        for t in native if t.contaminated and not t.infra
+    ]
     board.views = build_views(board.rows)
     board.totals = {
         "trials": len(native), "scored": sum(t.score is not None for t in native),
         "infra": len(board.infra), "unfinished": sum(not t.finished and not t.infra for t in native),
         "imported": len(history), "skipped": len(board.skipped), "problems": len(board.problems),
+        "contaminated": len(board.contaminated),
         "configurations": len(board.rows),
     }
     board.methods = _methods()

@@ -65,6 +65,7 @@ class TrialRow(BaseModel):
     failure_class: str = "none"
     finished: bool = True
     infra: bool = False  # infrastructure failure: reported apart, never scored
+    contaminated: list[str] = Field(default_factory=list)  # grading-side paths the agent read: never scored
     score: float | None = None  # None: not scored (infra, unfinished, not audited, imported)
     score_source: ScoreSource = "none"
     tier: str | None = None
@@ -194,6 +195,7 @@ def row_from_record(record: TrialRecord, audit: AuditResult | None, path: Path |
         usage=record.usage, cost_usd=record.cost_usd, llm_calls=sum(p.llm_calls for p in record.phases),
         delegations=sum(p.delegations for p in record.phases), path=str(path) if path else None,
         record=record, audit=audit, audited=audit is not None,
+        contaminated=[path for p in record.phases for path in p.grading_paths],
     )
     if audit is not None:
         row.dimensions = {d.id: float(d.score) for d in audit.dimensions}
@@ -206,6 +208,8 @@ def row_from_record(record: TrialRecord, audit: AuditResult | None, path: Path |
 def _assign_score(row: TrialRow, record: TrialRecord, audit: AuditResult | None) -> None:
     if row.infra:
         row.notes.append("infrastructure failure: reported apart, not scored")
+    elif row.contaminated:
+        row.notes.append(f"contaminated: the agent read {row.contaminated[0][:_MAX_REASON]}: not scored")
     elif not row.finished:
         row.notes.append(f"unfinished ({record.status}): not scored")
     elif audit is not None and is_incomplete(audit.verdict):

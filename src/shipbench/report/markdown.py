@@ -186,6 +186,16 @@ def _infra(board: Leaderboard) -> list[str]:
     return out
 
 
+def _contaminated(board: Leaderboard) -> list[str]:
+    if not board.contaminated:
+        return []
+    out = ["", "## Contaminated trials (the agent read the grading side; not ranked)", "",
+           "| Trial | Configuration | Files read |", "|---|---|---|"]
+    for t in board.contaminated:
+        out.append(f"| {cell(t.trial_id)} | {cell(t.key)} | {cell(', '.join(t.paths), 200)} |")
+    return out
+
+
 def _imported(board: Leaderboard) -> list[str]:
     if not board.imported:
         return []
@@ -233,6 +243,6 @@ def render_markdown(board: Leaderboard) -> str:
         if ties:
             out += [""] + [f"- No clear winner between {cell(n.a)} and {cell(n.b)} ({n.reason})." for n in ties]
         out += _comparisons(rows) + _dimensions(rows)
-    out += _views(board) + _infra(board) + _imported(board) + _problems(board) + _skipped(board)
+    out += _views(board) + _infra(board) + _contaminated(board) + _imported(board) + _problems(board) + _skipped(board)
     out += ["", "## Method", ""] + [f"- **{cell(k, 40)}**: {cell(v, 300)}" for k, v in board.methods.items()]
     return "\n".join(out) + "\n"

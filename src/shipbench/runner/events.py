@@ -33,6 +33,9 @@ class Redactor:
         return text
 
 
+MAX_TOOL_INPUTS = 20_000  # bounds memory on an agent that floods tool calls
+
+
 @dataclass
 class StreamSummary:
     usage: Usage = field(default_factory=Usage)
@@ -45,6 +48,7 @@ class StreamSummary:
     error_events: int = 0
     events: int = 0
     unparsed: int = 0
+    tool_inputs: list[str] = field(default_factory=list)  # clipped inputs, at most MAX_TOOL_INPUTS kept
     _last_kind: str = ""
 
     def add(self, event: AgentEvent) -> None:
@@ -55,6 +59,8 @@ class StreamSummary:
             self.session_id = event.session_id
         if event.kind == "tool_call" and event.tool:
             self.tool_calls[event.tool] += 1
+            if event.tool_input and len(self.tool_inputs) < MAX_TOOL_INPUTS:
+                self.tool_inputs.append(event.tool_input)
             self.last_tool = event.tool
             if event.delegation:
                 self.delegations += 1

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipbench.agents.base import AgentAdapter, Invocation, InvocationRequest, Usage
+from shipbench.runner.contamination import scan_tool_inputs, trial_boundaries
 from shipbench.runner.events import Redactor, StreamSummary, usage_disagreement
 from shipbench.runner.plan import PhasePlan, RunEnv, TrialPlan
 from shipbench.runner.process import ProcessResult, run_process
 from shipbench.runner.status import phase_status
 from shipbench.runner.watchdog import Verdict, Watchdog, WorkspaceActivity
+from shipbench.sandbox.base import SandboxRequest
 from shipbench.store.records import FailureClass, PhaseRecord, WatchdogEvent
 
 if TYPE_CHECKING:
@@ -89,6 +91,7 @@ async def run_phase(plan: TrialPlan, env: RunEnv, phase: PhasePlan, ctx: PhaseCo
     rec.ended_at = now()
     rec.wall_s = round(time.monotonic() - t0, 3)
     _fill(rec, result, summary, lease)
+    _record_reach(rec, summary, plan)
     if stop.reason == "shutdown":
         rec.status, rec.status_reason = "running", "interrupted: the suite was stopped; a re-run redoes this phase"
         return PhaseOutcome(rec, "none", interrupted=True)
@@ -120,12 +123,18 @@ async def _supervise(
                 watchdog.on_event(event)
                 env.progress.on_event(plan.trial_id, event)
 
+        sandbox = SandboxRequest(workspace=paths.workspace, home=paths.home, binary=ctx.binary,
+                                 path_env=invocation.env.get("PATH", ""), network=plan.suite.sandbox.network)
+
+        def wrap(argv: list[str]) -> list[str]:
+            return env.sandbox.sandbox.wrap(argv, sandbox)
+
         monitor = asyncio.create_task(_monitor(plan, env, lease, watchdog, activity, stop, t0))
         try:
             return await run_process(
                 invocation,
                 cwd=paths.workspace, marker=plan.marker(phase.n), limits=plan.suite.limits,
-                on_stdout_line=on_line, stderr_path=paths.stderr(phase.n), stop=stop.event,
+                on_stdout_line=on_line, stderr_path=paths.stderr(phase.n), stop=stop.event, wrap=wrap,
             )
         finally:
             monitor.cancel()
@@ -179,6 +188,14 @@ def _fill(rec: PhaseRecord, result: ProcessResult, summary: StreamSummary, lease
     rec.stdout_bytes = result.stdout_bytes
     rec.stderr_bytes = result.stderr_bytes
     rec.output_truncated = result.truncated
+
+
+def _record_reach(rec: PhaseRecord, summary: StreamSummary, plan: TrialPlan) -> None:
+    """Paths the agent's tool calls named outside its workspace and HOME (see runner/contamination.py)."""
+    paths = plan.paths
+    bounds = trial_boundaries(paths.workspace, paths.home, paths.root.parent.parent, plan.task.root)
+    found = scan_tool_inputs(summary.tool_inputs, bounds)
+    rec.grading_reads, rec.grading_paths, rec.outside_paths = found.grading_count, found.grading, found.outside
 
 
 def _watchdog_events(

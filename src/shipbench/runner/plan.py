@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from shipbench.agents.base import AgentEvent, SubagentSpec, Usage
 from shipbench.agents.registry import UnknownAgentError, get_adapter
 from shipbench.config import PROVIDER_WIRES, AgentConfig, ConfigError, ModelConfig, SuiteConfig
+from shipbench.sandbox.registry import ResolvedSandbox, no_sandbox
 from shipbench.store.layout import SuitePaths, TrialPaths, trial_id
 from shipbench.store.records import TrialRecord
 from shipbench.tasks.pack import TaskPack
@@ -89,6 +90,7 @@ class TrialPlan:
             "model": self.model.model_dump(mode="json"),
             "limits": self.suite.limits.model_dump(mode="json"),
             "budget": self.suite.budget.model_dump(mode="json"),
+            "sandbox": self.suite.sandbox.model_dump(mode="json"),
         }
 
 
@@ -161,6 +163,7 @@ class RunEnv:
     shutdown: asyncio.Event = field(default_factory=asyncio.Event)
     gem_sources: dict[str, Path] = field(default_factory=dict)
     monitor_interval_s: float = 1.0
+    sandbox: ResolvedSandbox = field(default_factory=no_sandbox)  # where agents run (suite runs: [sandbox])
 
 
 def resolve_key(model: ModelConfig, environ: Mapping[str, str]) -> tuple[str | None, str | None]:

@@ -5,15 +5,18 @@ tree when this harness process dies, however it dies) in its own session with st
 its environment; the keeper's exit status is the agent's and an exec failure is raised as the OSError; stdout
 and stderr are drained concurrently at all times (a flood never blocks the child) through bounded buffers (a line
 is cut at MAX_LINE_BYTES, a stream is kept up to limits.max_output_bytes, the rest only counted; the last stdout
-line is always delivered); on every exit path (normal exit, stop, error, cancellation) no process of the trial
-survives the call.
+line is always delivered); a sandbox (shipbench.sandbox) only rewrites the argv the keeper execs (the keeper stays
+outside it, the agent inside), and a missing agent binary is still raised as the OSError; on every exit path
+(normal exit, stop, error, cancellation) no process of the trial survives the call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import shutil
 import signal
 import sys
 import time
@@ -146,9 +149,15 @@ def _decode(line: bytes) -> str:
 
 
 def _write_files(files: dict[Path, str]) -> None:
+    """Write the adapter's files (into HOME, which the agent of an earlier phase could write): a symlink the agent
+    left at one of these paths is replaced, never followed, so the harness's write stays where it was meant."""
     for path, content in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
+        if path.is_symlink():
+            path.unlink()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(content)
 
 
 async def _open_reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
@@ -194,17 +203,24 @@ async def run_process(
     on_stdout_line: Callable[[str], None],
     stderr_path: Path,
     stop: asyncio.Event,
+    wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> ProcessResult:
-    """Run the agent until it exits or `stop` is set; raises OSError if it cannot be started at all."""
+    """Run the agent until it exits or `stop` is set; raises OSError if it cannot be started at all.
+
+    `wrap` turns the agent's argv into the sandbox's (`bwrap ... -- argv`); the keeper runs that argv."""
     _write_files(invocation.files)
     env = {**invocation.env, killtree.MARKER_ENV: marker}
+    argv = invocation.argv
+    if wrap is not None:
+        _check_program(argv[0], env.get("PATH", ""))  # inside the sandbox an exec error is only an exit code
+        argv = wrap(argv)
     stderr_path.parent.mkdir(parents=True, exist_ok=True)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     rep_r, rep_w = os.pipe()
     try:
         proc = await asyncio.create_subprocess_exec(
-            *_keeper_argv(invocation.argv, rep_w),
+            *_keeper_argv(argv, rep_w),
             cwd=cwd,
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
@@ -228,6 +244,15 @@ async def run_process(
         raise
     with stderr_path.open("wb") as err_fh:
         return await _supervise(proc, out_r, err_r, err_fh, marker, limits, on_stdout_line, stop)
+
+
+def _check_program(program: str, path_env: str) -> None:
+    """Raise the OSError an exec of `program` would raise when it is missing or not executable."""
+    found = program if "/" in program else shutil.which(program, path=path_env)
+    if found is None or not os.path.isfile(found):
+        raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    if not os.access(found, os.X_OK):
+        raise OSError(errno.EACCES, os.strerror(errno.EACCES), program)
 
 
 _LIFELINE: tuple[int, int] | None = None  # (pid of the harness that made it, read end)

@@ -1,6 +1,7 @@
 """Checks that refuse a run before anything starts (the CLI turns each ConfigError into exit code 2).
 
-Invariants: every check is read-only (nothing is written, no process but a lookup on PATH); each raises
+Invariants: every check is read-only (nothing is written, no process but a lookup on PATH and the sandbox
+backend's one self-test, a `true` in a throw-away sandbox); each raises
 one ConfigError listing every problem it found; only the selected agents and models are checked, so a
 suite may name an agent that is not installed as long as `--agent` leaves it out.
 """
@@ -13,6 +14,7 @@ from shipbench.agents.registry import get_adapter
 from shipbench.config import AgentConfig, ConfigError, ModelConfig, SuiteConfig
 from shipbench.proxy.pricing import price_call
 from shipbench.runner.plan import TrialPlan
+from shipbench.sandbox.registry import ResolvedSandbox, SandboxUnavailable, resolve_sandbox
 
 _PROBE = Usage(input_tokens=1000, output_tokens=1000)
 
@@ -39,6 +41,15 @@ def check_runnable(plans: list[TrialPlan]) -> None:
         problems += [p for m in models if (p := unpriced(m, plans[0].suite.budget.max_usd))]
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def check_sandbox(suite: SuiteConfig) -> ResolvedSandbox:
+    """The sandbox every trial of the run will use; a backend asked for by name that cannot run here, or a
+    network mode it cannot enforce, refuses the run."""
+    try:
+        return resolve_sandbox(suite.sandbox)
+    except SandboxUnavailable as exc:
+        raise ConfigError(f"[sandbox]: {exc}") from None
 
 
 def missing_binary(agent: AgentConfig) -> str | None:

@@ -1,7 +1,7 @@
 """Run a whole suite: expand trials, start the shared proxy (and replay upstreams), run with --jobs, index.
 
-Invariants: every refusal (bad filter, agent not installed, unenforceable budget, unsafe path, --out held
-by another run) is a ConfigError raised before anything is written or started; the run holds the
+Invariants: every refusal (bad filter, agent not installed, unenforceable budget, unusable sandbox, unsafe
+path, --out held by another run) is a ConfigError raised before anything is written or started; the run holds the
 exclusive lock on --out from then until its servers are stopped; one MeteringProxy per suite run, one
 ReplayServer per distinct trajectory (a replay model with an explicit base_url uses that server
 instead); trials start in plan order; the SQLite index mirrors every trial.json that loads after its
@@ -17,7 +17,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -31,8 +31,9 @@ from shipbench.replay.server import ReplayServer
 from shipbench.replay.trajectory import load_trajectory
 from shipbench.runner.plan import Limiters, NullProgress, ProgressSink, RunEnv, TrialPlan, check_pairs, expand_plans
 from shipbench.runner.progress import LineProgress
-from shipbench.runner.refusals import check_filters, check_runnable
+from shipbench.runner.refusals import check_filters, check_runnable, check_sandbox
 from shipbench.runner.trial import run_trial
+from shipbench.sandbox.registry import ResolvedSandbox, no_sandbox
 from shipbench.store.index import upsert
 from shipbench.store.layout import SuitePaths, UnsafePathError, checked_suite_paths
 from shipbench.store.lock import ResultsLocked, results_lock
@@ -49,6 +50,7 @@ class SuiteRun:
     plans: list[TrialPlan]
     paths: SuitePaths
     trajectories: dict[str, Path]
+    sandbox: ResolvedSandbox = field(default_factory=no_sandbox)
 
 
 def plan_run(
@@ -74,7 +76,8 @@ def plan_run(
     if unknown:
         raise ConfigError(f"--force: no such trial in this run: {', '.join(unknown)}")
     check_runnable(plans)
-    return SuiteRun(plans, paths, _trajectories(plans, task))
+    sandbox = check_sandbox(config)
+    return SuiteRun(plans, paths, _trajectories(plans, task), sandbox)
 
 
 @contextlib.contextmanager
@@ -140,7 +143,7 @@ async def _serve_and_run(
     proxy_url = await proxy.start()
     try:
         urls = await _start_replays(run.plans, run.trajectories, replays)
-        env = make_env(proxy=proxy, proxy_url=proxy_url, replay_urls=urls)
+        env = make_env(proxy=proxy, proxy_url=proxy_url, replay_urls=urls, sandbox=run.sandbox)
         return await _run_all(run.plans, env, run.paths, handle_signals)
     finally:
         for server in replays:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 
 from shipbench import __version__
 from shipbench.agents.base import AgentAdapter, Usage
+from shipbench.agents.common import DEFAULT_PATH
 from shipbench.agents.discovery import detect_version, find_binary
 from shipbench.agents.registry import get_adapter
 from shipbench.audit.engine import is_incomplete
@@ -38,8 +40,9 @@ from shipbench.runner.events import Redactor
 from shipbench.runner.killtree import kill_marked
 from shipbench.runner.phase import PhaseContext, PhaseOutcome, now, run_phase
 from shipbench.runner.plan import PhasePlan, PlanError, RunEnv, TrialPlan, resolve_key
+from shipbench.runner.workspace import Wrap, init_workspace, phase_tag, reset_to
 from shipbench.runner.workspace import commit_phase as git_commit_phase
-from shipbench.runner.workspace import init_workspace, phase_tag, reset_to
+from shipbench.sandbox.base import SandboxRequest
 from shipbench.store.records import (
     FINISHED,
     FailureClass,
@@ -146,7 +149,7 @@ async def _run(plan: TrialPlan, env: RunEnv, record: TrialRecord) -> TrialRecord
 async def _execute(plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: Redactor) -> None:
     adapter, binary, upstream = await _prepare(plan, env, record, redactor)
     finished = {p.id: p for p in record.phases if phase_done(p)}
-    await _prepare_workspace(plan, record, finished)
+    await _prepare_workspace(plan, record, finished, git_wrap(plan, env))
     session: str | None = None
     spent, spent_usd = Usage(), 0.0
     final: tuple[TrialStatus, str, FailureClass] = ("completed", "", "none")
@@ -189,6 +192,7 @@ async def _prepare(
     if version is None:
         raise InfraError(f"{binary}: could not detect the version (`{binary} --version` failed)")
     record.versions.agent_cli = version
+    record.sandbox = env.sandbox.record
     key, key_error = resolve_key(plan.model, env.environ)
     if key_error:
         raise InfraError(key_error)
@@ -208,7 +212,18 @@ def _upstream(plan: TrialPlan, env: RunEnv, key: str | None) -> UpstreamTarget:
                           extra_headers=headers)
 
 
-async def _prepare_workspace(plan: TrialPlan, record: TrialRecord, finished: dict[str, PhaseRecord]) -> None:
+def git_wrap(plan: TrialPlan, env: RunEnv) -> Wrap:
+    """The trial's sandbox around the harness's own git commands in the workspace (see runner/workspace.py)."""
+    path_env = os.environ.get("PATH") or DEFAULT_PATH
+    request = SandboxRequest(workspace=plan.paths.workspace, home=plan.paths.home,
+                             binary=Path(shutil.which("git", path=path_env) or "/usr/bin/git"), path_env=path_env,
+                             network=plan.suite.sandbox.network)
+    return lambda argv: env.sandbox.sandbox.wrap(argv, request)
+
+
+async def _prepare_workspace(
+    plan: TrialPlan, record: TrialRecord, finished: dict[str, PhaseRecord], wrap: Wrap
+) -> None:
     paths = plan.paths
     if not finished:
         if paths.home.exists():
@@ -216,11 +231,11 @@ async def _prepare_workspace(plan: TrialPlan, record: TrialRecord, finished: dic
         if (paths.root / "phases").exists():
             shutil.rmtree(paths.root / "phases")
         record.phases = []
-        await init_workspace(paths.workspace, paths.home)
+        await init_workspace(paths.workspace, paths.home, wrap)
         return
     last = max(finished.values(), key=lambda p: p.n)
     paths.home.mkdir(parents=True, exist_ok=True)
-    await reset_to(paths.workspace, paths.home, phase_tag(last.n))
+    await reset_to(paths.workspace, paths.home, phase_tag(last.n), wrap)
     record.phases = sorted(finished.values(), key=lambda p: p.n)
 
 
@@ -238,7 +253,9 @@ async def _run_phase(
     except PlanError as exc:
         raise InfraError(str(exc)) from None
     if not outcome.interrupted:
-        outcome.record.files_changed = await git_commit_phase(plan.paths.workspace, plan.paths.home, phase.n, phase.id)
+        outcome.record.files_changed = await git_commit_phase(
+            plan.paths.workspace, plan.paths.home, phase.n, phase.id, git_wrap(plan, env)
+        )
     _put_phase(record, outcome.record)
     _save(plan, record)
     return outcome

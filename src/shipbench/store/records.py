@@ -101,6 +101,9 @@ class PhaseRecord(_Rec):
     stderr_bytes: int = 0
     output_truncated: bool = False
     files_changed: list[str] = Field(default_factory=list)
+    grading_reads: int = 0  # tool calls' paths into the grading side (results, task pack, shipbench)
+    grading_paths: list[str] = Field(default_factory=list)  # the first of them
+    outside_paths: list[str] = Field(default_factory=list)  # other paths outside workspace/HOME (system dirs left out)
 
 
 class Versions(_Rec):
@@ -108,6 +111,17 @@ class Versions(_Rec):
     agent_cli: str | None = None
     task: str
     ruby_llm_locked: str | None = None
+
+
+class SandboxRecord(_Rec):
+    """The sandbox the trial's agent ran in (absent in records older than the field: unsandboxed)."""
+
+    backend: str  # bwrap | none
+    requested: str = ""  # the suite's setting: auto | bwrap | none
+    network: str = "open"
+    reason: str = ""  # why auto chose this backend, when it fell back
+    isolates_processes: bool = False
+    isolates_filesystem: bool = False
 
 
 class TrialRecord(_Rec):
@@ -120,6 +134,7 @@ class TrialRecord(_Rec):
     provider: str
     repeat: int
     replay: bool = False
+    sandbox: SandboxRecord | None = None
     config: dict[str, object] = Field(default_factory=dict)  # snapshot of the suite entries used (no secrets)
     versions: Versions
     status: TrialStatus = "pending"

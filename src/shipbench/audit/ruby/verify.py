@@ -149,6 +149,8 @@ def _load_api(
     api = GemApi(gem=gem, namespace=namespace, index=index, version=version, extensions=extensions)
     if fork is not None:
         api.unavailable = f"{gem} is locked from {fork}, a fork: pass --gem-source {gem}=DIR with its source"
+    elif index is None and source.note and "locked" in source.note:
+        api.unavailable = source.note  # e.g. "--gem-source ruby_llm: found 1.14.1, locked 1.16.0: ..."
     elif index is not None and locked and version and version != locked:
         api.mismatch = f"the source is {gem} {version} but the project locks {locked}"
     return api
