@@ -347,3 +347,15 @@ def test_an_agent_that_reads_the_rubric_is_contaminated_and_kept_out_of_the_rank
     assert "## Contaminated trials" in render_markdown(board) and "rubric.toml" in render_markdown(board)
     page = render_html(board, trials, tmp_path / "html").read_text(encoding="utf-8")
     assert "Contaminated trials" in page and "rubric.toml" in page and "2 contaminated" in page
+
+
+def test_a_fifo_left_in_the_workspace_never_hangs_the_run(tmp_path: Path, fake: FakeAdapter) -> None:
+    config = _config(tmp_path)
+    fake.modes = {"Phase one": "fifo"}
+    started = time.monotonic()
+    (rec,) = _run(config, tmp_path / "out")
+    assert time.monotonic() - started < 60
+    assert rec.status == "completed", rec.status_reason
+    audit = json.loads((tmp_path / "out" / "t" / rec.trial_id / "audit.json").read_text(encoding="utf-8"))
+    issues = {i["path"]: i["status"] for i in audit["file_issues"]}
+    assert issues.get("app/models/pipe.rb") == "not_regular"

@@ -72,6 +72,9 @@ if mode == "peek":  # reads a file it was told about, the way an agent's shell t
     target = os.environ["FAKE_PEEK"]
     print(json.dumps({"type": "tool", "name": "bash", "input": {"command": "cat " + target}}), flush=True)
     open(target).read()
+if mode == "fifo":  # an agent that leaves a named pipe where a source file would be
+    os.makedirs("app/models", exist_ok=True)
+    os.mkfifo("app/models/pipe.rb")
 if mode == "spend":
     for _ in range(50):
         if call() is None:
