@@ -6,6 +6,7 @@ and a one-line message on stderr, never a traceback; JSON goes to stdout unless 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -370,6 +371,11 @@ def version() -> None:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] in ("run", "demo"):
+        from shipbench.runner.keyhold import hand_over
+
+        # the process that spawns agents must not hold provider keys in its environment
+        hand_over(os.environ, [sys.executable, "-m", "shipbench", *sys.argv[1:]])
     app()
 
 

@@ -29,6 +29,7 @@ from shipbench.proxy.retry import RetryPolicy
 from shipbench.proxy.server import MeteringProxy
 from shipbench.replay.server import ReplayServer
 from shipbench.replay.trajectory import load_trajectory
+from shipbench.runner.keyhold import held_keys
 from shipbench.runner.plan import Limiters, NullProgress, ProgressSink, RunEnv, TrialPlan, check_pairs, expand_plans
 from shipbench.runner.progress import LineProgress
 from shipbench.runner.refusals import check_filters, check_runnable, check_sandbox
@@ -124,7 +125,7 @@ async def run_suite(
     """
     make_env = partial(
         RunEnv, limiters=Limiters.for_suite(config, jobs_override or config.jobs),
-        environ=os.environ if environ is None else environ,
+        environ={**os.environ, **held_keys()} if environ is None else environ,
         progress=progress or (LineProgress(console) if console else NullProgress()),
         gem_sources=gem_sources or {}, monitor_interval_s=monitor_interval_s, shutdown=shutdown or asyncio.Event(),
     )
