@@ -1,14 +1,19 @@
 """The "agent" of tests/test_sandbox.py: looks for the provider key everywhere an agent could, reports JSON.
 
 Run (through the runner's spawn path, as an agent CLI) with its cwd the trial workspace, where probe.json says
-what to look at. This file never holds the key: it looks for a prefix assembled at run time, so a grep that
-finds this file finds no key.
+what to look at and connect to (`proxy_url` holds the metering proxy's base URL, which it POSTs to). This file
+never holds the key: it looks for a prefix assembled at run time, so a grep that finds this file finds no key.
 """
 
 from __future__ import annotations
 
+import errno
+import http.client
 import json
 import os
+import socket
+import time
+import urllib.parse
 from pathlib import Path
 
 NEEDLE = ("sk-" + "shipbench-" + "fakekey-").encode()
@@ -69,6 +74,36 @@ def can_write(directory: str, name: str) -> bool:
     return True
 
 
+def connect(target: list[str | int]) -> dict[str, object]:
+    """Try one connection: ["tcp", host, port] or ["abstract", name] (a Linux abstract Unix socket)."""
+    started = time.monotonic()
+    family = socket.AF_INET if target[0] == "tcp" else socket.AF_UNIX
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(3)
+    try:
+        sock.connect((str(target[1]), int(target[2])) if target[0] == "tcp" else "\0" + str(target[1]))
+        error = None
+    except OSError as exc:
+        error = errno.errorcode.get(exc.errno or 0, "timeout" if isinstance(exc, TimeoutError) else repr(exc))
+    finally:
+        sock.close()
+    return {"target": target, "ok": error is None, "error": error, "s": round(time.monotonic() - started, 3)}
+
+
+def ask_proxy() -> dict[str, object]:
+    """POST a chat call with a bogus token to the proxy URL: the proxy itself answers (401)."""
+    url = urllib.parse.urlsplit(Path("proxy_url").read_text(encoding="utf-8").strip())
+    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
+    try:
+        conn.request("POST", "/v1/chat/completions", body=b"{}", headers={"Authorization": "Bearer not-a-lease"})
+        resp = conn.getresponse()
+        return {"status": resp.status, "body": resp.read(2000).decode("utf-8", "replace")}
+    except OSError as exc:
+        return {"status": None, "body": repr(exc)}
+    finally:
+        conn.close()
+
+
 def main() -> None:
     config = json.loads(Path("probe.json").read_text(encoding="utf-8"))
     report = {
@@ -77,6 +112,8 @@ def main() -> None:
         "grep": {root: grep(root) for root in config["grep"]},
         "list": {path: listing(path) for path in config["list"]},
         "write": {path: can_write(path, config["write_name"]) for path in config["write"]},
+        "connect": [connect(target) for target in config.get("connect", [])],
+        "proxy": ask_proxy() if Path("proxy_url").is_file() else None,
     }
     print(json.dumps(report), flush=True)
 

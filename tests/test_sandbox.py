@@ -4,8 +4,10 @@
 codex adapter's invocation and run_process; the probe sees only its own PID namespace, finds the key in no
 /proc/*/environ or cmdline and no file of HOME, workspace or /tmp, cannot list other trials, the results dir or
 the checkout, and can write only its workspace, HOME and /tmp. (b) none: the same probe does find the key in the
-harness's environ and cmdline, and another trial's files (so (a) can fail). Also: the [sandbox] setting, the
-refusal (exit 2), old files staying valid, and (slow) a real CLI completing a replay trial inside bwrap.
+harness's environ and cmdline, and another trial's files (so (a) can fail). (c) network = "proxy-only": the probe
+gets the metering proxy's own answer at the proxy URL, but reaches no other host-loopback TCP server, no abstract
+socket and no other address; with "open" the same connections succeed (so (c) can fail). Also: the [sandbox]
+setting, the refusal (exit 2), old files staying valid, and (slow) a real CLI completing a replay trial in bwrap.
 Tests that need bwrap skip, saying why, where it cannot run.
 """
 
@@ -14,9 +16,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +29,7 @@ from typer.testing import CliRunner
 import shipbench.sandbox.bwrap as bwrap_mod
 from shipbench.cli import app
 from shipbench.config import SandboxConfig, SuiteConfig
-from shipbench.sandbox.base import SandboxRequest
+from shipbench.sandbox.base import ProxyEndpoint, SandboxRequest
 from shipbench.sandbox.bwrap import BwrapSandbox, tool_trees
 from shipbench.sandbox.registry import SandboxUnavailable, resolve_sandbox
 from shipbench.store.records import TrialRecord
@@ -50,7 +54,9 @@ def _live_with_marker(marker: str) -> list[int]:
     return found
 
 
-def _probe_run(tmp: Path, backend: str) -> tuple[dict[str, object], dict[str, Path], str]:
+def _probe_run(
+    tmp: Path, backend: str, network: str = "open", connect: list[list[str | int]] | None = None
+) -> tuple[dict[str, object], dict[str, Path], str]:
     """Lay out a results dir with two trials, run the probe as trial 1's agent; (probe report, paths, key)."""
     key = f"sk-shipbench-fakekey-{uuid.uuid4().hex}"
     suite = tmp / "out" / "suite"
@@ -77,11 +83,13 @@ def _probe_run(tmp: Path, backend: str) -> tuple[dict[str, object], dict[str, Pa
         "list": [str(suite), str(own), str(other), str(REPO), "/root", str(tmp)],
         "write": [str(p) for p in writes],
         "write_name": f"probe-write-{uuid.uuid4().hex}",
+        "connect": connect or [],
     }
     (ws / "probe.json").write_text(json.dumps(probe_config), encoding="utf-8")
     marker = f"test-sandbox-{uuid.uuid4().hex}"
     harness_config = {
         "backend": backend,
+        "network": network,
         "workspace": str(ws),
         "home": str(home),
         "probe": str(probe),
@@ -195,10 +203,233 @@ def test_auto_falls_back_to_none_and_says_why(monkeypatch: pytest.MonkeyPatch) -
         resolve_sandbox(SandboxConfig(backend="bwrap"))
 
 
-def test_proxy_only_network_is_refused_until_enforced() -> None:
-    for backend in ("auto", "bwrap", "none"):
-        with pytest.raises(SandboxUnavailable, match="proxy-only"):
-            resolve_sandbox(SandboxConfig(backend=backend, network="proxy-only"))
+def test_proxy_only_is_refused_where_it_cannot_be_enforced(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SandboxUnavailable, match=r"proxy-only.*backend 'none'"):
+        resolve_sandbox(SandboxConfig(backend="none", network="proxy-only"))
+    monkeypatch.setattr(bwrap_mod, "SYSTEM_PYTHON", Path("/nonexistent/python3"))
+    problem = BwrapSandbox(binary=Path("/usr/bin/bwrap")).network_problem("proxy-only")
+    assert problem is not None and "python3" in problem and "forwarder" in problem
+    assert BwrapSandbox(binary=Path("/usr/bin/bwrap")).network_problem("open") is None
+    monkeypatch.setattr(bwrap_mod, "find_bwrap", lambda: None)
+    with pytest.raises(SandboxUnavailable, match=r"network = 'proxy-only' cannot be enforced by backend 'none'"):
+        resolve_sandbox(SandboxConfig(backend="auto", network="proxy-only"))  # auto fell back to none
+
+
+@needs_bwrap
+@needs_python
+@pytest.mark.parametrize("backend", ["auto", "bwrap"])
+def test_bwrap_enforces_proxy_only_and_records_it(backend: str) -> None:
+    resolved = resolve_sandbox(SandboxConfig(backend=backend, network="proxy-only"))  # type: ignore[arg-type]
+    assert resolved.record.backend == "bwrap" and resolved.record.network == "proxy-only", resolved.record
+
+
+def test_wrap_proxy_only_runs_the_agent_under_the_forwarder(tmp_path: Path) -> None:
+    sandbox = BwrapSandbox(binary=Path("/usr/bin/bwrap"))
+    endpoint = ProxyEndpoint(socket=tmp_path / "p.sock", port=43123)
+    request = SandboxRequest(
+        workspace=tmp_path / "ws",
+        home=tmp_path / "home",
+        binary=Path("/usr/bin/env"),
+        path_env="/usr/bin:/bin",
+        network="proxy-only",
+        proxy=endpoint,
+    )
+    argv = sandbox.wrap(["/usr/bin/env", "a b"], request)
+    assert "--unshare-net" in argv
+    assert argv[argv.index("--") + 1 :] == [
+        "/usr/bin/python3",
+        "-I",
+        bwrap_mod.FORWARDER_IN,
+        "43123",
+        bwrap_mod.SOCKET_IN,
+        "/usr/bin/env",
+        "a b",
+    ]
+    binds = {argv[i + 2]: argv[i + 1] for i, arg in enumerate(argv) if arg in ("--bind", "--ro-bind")}
+    assert binds[bwrap_mod.SOCKET_IN] == str(tmp_path / "p.sock")
+    assert binds[bwrap_mod.FORWARDER_IN] == str(bwrap_mod.FORWARDER)
+    assert argv[argv.index(bwrap_mod.FORWARDER_IN) - 2] == "--ro-bind"
+    git = sandbox.wrap(
+        ["/usr/bin/git"],
+        SandboxRequest(
+            workspace=tmp_path / "ws",
+            home=tmp_path / "home",
+            binary=Path("/usr/bin/git"),
+            path_env="/usr/bin",
+            network="proxy-only",
+        ),
+    )
+    assert "--unshare-net" in git and bwrap_mod.SOCKET_IN not in git and git[-2:] == ["--", "/usr/bin/git"]
+    opened = sandbox.wrap(
+        ["/usr/bin/env"],
+        SandboxRequest(
+            workspace=tmp_path / "ws",
+            home=tmp_path / "home",
+            binary=Path("/usr/bin/env"),
+            path_env="/usr/bin",
+            network="open",
+            proxy=endpoint,
+        ),
+    )
+    assert "--unshare-net" not in opened and opened[-2:] == ["--", "/usr/bin/env"]
+
+
+def _run_proxy_only(tmp: Path, script: str, stop_after_s: float | None = None) -> tuple[object, float]:
+    """Run `sh -c script` as an agent in a proxy-only bwrap sandbox (a listening dummy socket as the proxy)."""
+    import asyncio
+    import time
+
+    from shipbench.agents.base import Invocation
+    from shipbench.config import Limits
+    from shipbench.runner.process import StopSignal, run_process
+
+    (tmp / "ws").mkdir(parents=True)
+    (tmp / "home").mkdir()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(tmp / "p.sock"))
+    server.listen()
+    request = SandboxRequest(
+        workspace=tmp / "ws",
+        home=tmp / "home",
+        binary=Path("/bin/sh"),
+        path_env="/usr/bin:/bin",
+        network="proxy-only",
+        proxy=ProxyEndpoint(socket=tmp / "p.sock", port=45678),
+    )
+    marker = f"test-fwd-{uuid.uuid4().hex}"
+
+    async def go() -> object:
+        stop = StopSignal()
+        if stop_after_s is not None:
+            asyncio.get_running_loop().call_later(stop_after_s, stop.request, "test")
+        return await run_process(
+            Invocation(argv=["/bin/sh", "-c", script], env={"PATH": "/usr/bin:/bin"}),
+            cwd=tmp / "ws",
+            marker=marker,
+            limits=Limits(grace_s=1),
+            on_stdout_line=lambda _: None,
+            stderr_path=tmp / "err",
+            stop=stop,
+            wrap=lambda argv: BwrapSandbox().wrap(argv, request),
+        )
+
+    started = time.monotonic()
+    try:
+        result = asyncio.run(go())
+    finally:
+        server.close()
+    assert not _live_with_marker(marker), "a sandboxed process survived"
+    return result, time.monotonic() - started
+
+
+@needs_bwrap
+@needs_python
+def test_the_forwarder_keeps_the_agents_exit_status_and_stop(tmp_path: Path) -> None:
+    from shipbench.runner.process import ProcessResult
+
+    done, _ = _run_proxy_only(tmp_path / "a", "exit 7")
+    assert isinstance(done, ProcessResult) and done.exit_code == 7, done
+    killed, _ = _run_proxy_only(tmp_path / "b", "kill -TERM $$")
+    assert isinstance(killed, ProcessResult) and killed.exit_code == 128 + 15, killed  # as bwrap reports it today
+    stopped, wall = _run_proxy_only(tmp_path / "c", "sleep 60", stop_after_s=0.5)
+    assert isinstance(stopped, ProcessResult) and stopped.stopped and wall < 10, (stopped, wall)
+
+
+def test_the_proxy_unix_socket_is_private_and_removed_on_stop() -> None:
+    import asyncio
+    import stat
+
+    import aiohttp
+
+    from shipbench.proxy.server import MeteringProxy
+
+    async def go() -> tuple[Path, int, int, str]:
+        proxy = MeteringProxy()
+        await proxy.start(unix_socket=True)
+        assert proxy.unix_path is not None
+        path = proxy.unix_path
+        mode = stat.S_IMODE(path.parent.stat().st_mode)
+        try:
+            async with (
+                aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path))) as session,
+                session.post("http://127.0.0.1/v1/chat/completions", data=b"{}") as resp,
+            ):
+                status, body = resp.status, await resp.text()
+        finally:
+            await proxy.stop()
+        return path, mode, status, body
+
+    path, mode, status, body = asyncio.run(go())
+    assert mode == 0o700
+    assert status == 401 and "shipbench proxy" in body
+    assert not path.parent.exists()
+
+
+def _host_address() -> str | None:
+    """This host's own non-loopback IPv4 address (None when it has no route out)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("10.255.255.1", 1))
+        address = str(probe.getsockname()[0])
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+@pytest.fixture
+def host_listeners() -> Iterator[list[list[str | int]]]:
+    """A TCP server on all host addresses and an abstract Unix socket, listening (the backlog accepts)."""
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.bind(("0.0.0.0", 0))
+    tcp.listen(16)
+    abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    name = f"shipbench-test-{uuid.uuid4().hex}"
+    abstract.bind("\0" + name)
+    abstract.listen(16)
+    port = tcp.getsockname()[1]
+    targets: list[list[str | int]] = [["tcp", "127.0.0.1", port], ["abstract", name]]
+    address = _host_address()
+    if address:
+        targets.append(["tcp", address, port])
+    try:
+        yield targets
+    finally:
+        tcp.close()
+        abstract.close()
+
+
+def _proxy_answered(report: dict[str, object]) -> None:
+    proxy = report["proxy"]
+    assert isinstance(proxy, dict) and proxy["status"] == 401, proxy
+    assert "shipbench proxy: unknown or expired API key" in proxy["body"], proxy
+
+
+@needs_bwrap
+@needs_python
+def test_proxy_only_reaches_the_proxy_and_nothing_else(tmp_path: Path, host_listeners: list[list[str | int]]) -> None:
+    outside = [*host_listeners, ["tcp", "10.255.255.1", 80], ["tcp", "1.1.1.1", 443]]
+    report, _p, key = _probe_run(tmp_path, "bwrap", network="proxy-only", connect=outside)
+    assert report["harness"]["sandbox"]["network"] == "proxy-only"
+    _proxy_answered(report)
+    results = report["connect"]
+    assert isinstance(results, list) and len(results) == len(outside)
+    for result in results:
+        assert result["ok"] is False, result
+        assert result["error"] in ("ECONNREFUSED", "ENETUNREACH"), result
+        assert result["s"] < 1.0, result  # refused at once, never a hang until a timeout
+    assert report["proc"]["environ"] == [] and key not in json.dumps(report)
+
+
+@needs_bwrap
+@needs_python
+def test_open_network_reaches_the_same_host_servers(tmp_path: Path, host_listeners: list[list[str | int]]) -> None:
+    report, _p, _key = _probe_run(tmp_path, "bwrap", network="open", connect=host_listeners)
+    assert report["harness"]["sandbox"]["network"] == "open"
+    _proxy_answered(report)
+    results = report["connect"]
+    assert isinstance(results, list) and [r["ok"] for r in results] == [True] * len(host_listeners), results
 
 
 def test_run_refuses_bwrap_when_unusable_with_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -240,18 +471,22 @@ def test_old_suites_and_trial_files_stay_valid() -> None:
 
 @pytest.mark.slow
 @needs_bwrap
+@pytest.mark.parametrize("network", ["open", "proxy-only"])
 @pytest.mark.parametrize("agent", ["codex", "opencode"])
-def test_real_cli_completes_a_replay_trial_inside_bwrap(tmp_path: Path, agent: str) -> None:
+def test_real_cli_completes_a_replay_trial_inside_bwrap(tmp_path: Path, agent: str, network: str) -> None:
     from tests.test_suite_e2e import need, run_with_replay
 
     need(agent)
-    record, _requests = run_with_replay(tmp_path, agent, sandbox={"backend": "bwrap"})
+    if network == "proxy-only" and not SYSTEM_PYTHON.is_file():
+        pytest.skip(f"proxy-only needs {SYSTEM_PYTHON}")
+    record, _requests = run_with_replay(tmp_path, agent, sandbox={"backend": "bwrap", "network": network})
     assert record.status == "completed", record.status_reason
     assert record.sandbox is not None and record.sandbox.backend == "bwrap" and record.sandbox.isolates_processes
+    assert record.sandbox.network == network
     root = tmp_path / "out" / record.suite / record.trial_id
     assert (root / "workspace" / "hello.txt").read_text() == "hello from the shipbench replay\n"
     saved = json.loads((root / "trial.json").read_text(encoding="utf-8"))
-    assert saved["sandbox"]["backend"] == "bwrap"
+    assert saved["sandbox"]["backend"] == "bwrap" and saved["sandbox"]["network"] == network
     assert shutil.which("bwrap") or bwrap_mod.DEFAULT_BINARY.exists()
 
 

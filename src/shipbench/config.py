@@ -88,7 +88,7 @@ class SandboxConfig(_C):
     """Where agents run (see shipbench.sandbox): `auto` is bwrap when it works here, else none (recorded)."""
 
     backend: Literal["auto", "bwrap", "none"] = "auto"
-    network: Literal["open", "proxy-only"] = "open"  # proxy-only is refused until a backend enforces it
+    network: Literal["open", "proxy-only"] = "open"  # proxy-only: only the metering proxy is reachable (bwrap)
 
 
 class Pricing(_C):

@@ -4,13 +4,17 @@ Invariants: a request is forwarded only with a live lease token (else 401 in the
 and only while the trial's budget is not reached; every metered call (forwarded or refused) appends
 exactly one LlmCallRecord line to its lease's calls_path and is added to the lease's totals, even
 when the agent disconnects or the handler is cancelled; the real key never leaves the upstream
-request headers (records, logs and bodies returned to the agent never contain it).
+request headers (records, logs and bodies returned to the agent never contain it); with `unix_socket`, the same
+app also listens on `unix_path`, a socket in a private 0700 directory that stop() removes (proxy-only sandboxes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import shutil
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +45,7 @@ from shipbench.store.records import LlmCallRecord
 
 MAX_REQUEST_BYTES = 256 * 1024 * 1024  # agents resend the whole conversation every turn
 DEFAULT_RETRY = RetryPolicy()
+MAX_SOCKET_DIR = 90  # + "/proxy.sock" stays within a Unix socket path's limit
 NO_USAGE = Usage()  # never mutated (Usage.__add__ returns a new object)
 
 
@@ -54,9 +59,11 @@ class MeteringProxy:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.base_url = ""
+        self.unix_path: Path | None = None  # the Unix socket a proxy-only sandbox reaches the proxy through
 
-    async def start(self) -> str:
-        """Listen on 127.0.0.1 (ephemeral port); returns the base URL, e.g. http://127.0.0.1:43123."""
+    async def start(self, *, unix_socket: bool = False) -> str:
+        """Listen on 127.0.0.1 (ephemeral port), and on `unix_path` too when asked; returns the base URL,
+        e.g. http://127.0.0.1:43123."""
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
@@ -64,6 +71,9 @@ class MeteringProxy:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = self._runner.addresses[0][1]
+        if unix_socket:
+            self.unix_path = _private_socket_path()
+            await web.UnixSite(self._runner, str(self.unix_path)).start()
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=True,
                                               trust_env=False)
         self.base_url = f"http://127.0.0.1:{port}"
@@ -73,6 +83,9 @@ class MeteringProxy:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.unix_path is not None:
+            shutil.rmtree(self.unix_path.parent, ignore_errors=True)
+            self.unix_path = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -185,6 +198,15 @@ class MeteringProxy:
             fh.write(record.model_dump_json() + "\n")
             fh.flush()
         lease.add(record)
+
+
+def _private_socket_path() -> Path:
+    """A socket path in a fresh 0700 directory (under /tmp when $TMPDIR would exceed sun_path's 108 bytes)."""
+    directory = tempfile.mkdtemp(prefix="shipbench-proxy-")
+    if len(directory) > MAX_SOCKET_DIR:
+        os.rmdir(directory)
+        directory = tempfile.mkdtemp(prefix="shipbench-proxy-", dir="/tmp")
+    return Path(directory) / "proxy.sock"
 
 
 def _error(wire: WireApi, status: int, message: str, code: str) -> web.Response:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from shipbench.runner.plan import PhasePlan, RunEnv, TrialPlan
 from shipbench.runner.process import ProcessResult, run_process
 from shipbench.runner.status import phase_status
 from shipbench.runner.watchdog import Verdict, Watchdog, WorkspaceActivity
-from shipbench.sandbox.base import SandboxRequest
+from shipbench.sandbox.base import ProxyEndpoint, SandboxRequest
 from shipbench.store.records import FailureClass, PhaseRecord, WatchdogEvent
 
 if TYPE_CHECKING:
@@ -124,7 +125,8 @@ async def _supervise(
                 env.progress.on_event(plan.trial_id, event)
 
         sandbox = SandboxRequest(workspace=paths.workspace, home=paths.home, binary=ctx.binary,
-                                 path_env=invocation.env.get("PATH", ""), network=plan.suite.sandbox.network)
+                                 path_env=invocation.env.get("PATH", ""), network=plan.suite.sandbox.network,
+                                 proxy=proxy_endpoint(env))
 
         def wrap(argv: list[str]) -> list[str]:
             return env.sandbox.sandbox.wrap(argv, sandbox)
@@ -140,6 +142,13 @@ async def _supervise(
             monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await monitor
+
+
+def proxy_endpoint(env: RunEnv) -> ProxyEndpoint | None:
+    """The proxy as a proxy-only sandbox reaches it (None when the proxy has no Unix socket)."""
+    port = urllib.parse.urlsplit(env.proxy_url).port
+    path = env.proxy.unix_path
+    return ProxyEndpoint(socket=path, port=port) if path is not None and port is not None else None
 
 
 async def _monitor(

@@ -1,8 +1,8 @@
 """Checks that refuse a run before anything starts (the CLI turns each ConfigError into exit code 2).
 
 Invariants: every check is read-only (nothing is written, no process but a lookup on PATH and the sandbox
-backend's one self-test, a `true` in a throw-away sandbox); each raises
-one ConfigError listing every problem it found; only the selected agents and models are checked, so a
+backend's self-tests in throw-away sandboxes: a `true`, and for proxy-only a python in a new network namespace);
+each raises one ConfigError listing every problem it found; only the selected agents and models are checked, so a
 suite may name an agent that is not installed as long as `--agent` leaves it out.
 """
 

@@ -141,7 +141,7 @@ async def _serve_and_run(
 ) -> list[TrialRecord]:
     proxy = MeteringProxy(retry=retry or RetryPolicy())
     replays: list[ReplayServer] = []
-    proxy_url = await proxy.start()
+    proxy_url = await proxy.start(unix_socket=run.sandbox.record.network == "proxy-only")
     try:
         urls = await _start_replays(run.plans, run.trajectories, replays)
         env = make_env(proxy=proxy, proxy_url=proxy_url, replay_urls=urls, sandbox=run.sandbox)

@@ -213,7 +213,8 @@ def _upstream(plan: TrialPlan, env: RunEnv, key: str | None) -> UpstreamTarget:
 
 
 def git_wrap(plan: TrialPlan, env: RunEnv) -> Wrap:
-    """The trial's sandbox around the harness's own git commands in the workspace (see runner/workspace.py)."""
+    """The trial's sandbox around the harness's own git commands in the workspace (see runner/workspace.py);
+    no proxy endpoint, so under `network = "proxy-only"` git runs with no network at all."""
     path_env = os.environ.get("PATH") or DEFAULT_PATH
     request = SandboxRequest(workspace=plan.paths.workspace, home=plan.paths.home,
                              binary=Path(shutil.which("git", path=path_env) or "/usr/bin/git"), path_env=path_env,

@@ -1,8 +1,9 @@
 """The one shape every sandbox backend has: typed capabilities, a self-test, and an argv wrapper.
 
-Invariants: `problem()` says why the backend cannot run here (None when it can) and is the only place that
-may start a process (a throw-away self-test); `wrap()` is pure (no I/O beyond resolving paths) and returns an
-argv whose last elements are the agent's argv unchanged, so the keeper still sees the agent's exit status.
+Invariants: `problem()` says why the backend cannot run here and `network_problem()` why it cannot enforce a
+network mode (None when it can); they alone may start a process (throw-away self-tests); `wrap()` is pure (no
+I/O beyond resolving paths) and returns an argv ending with the agent's argv unchanged, whose exit status is the
+agent's, so the keeper still sees it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ class SandboxCapabilities:
 
 
 @dataclass(frozen=True)
+class ProxyEndpoint:
+    """The metering proxy as a proxy-only sandbox reaches it: its Unix socket, bridged to 127.0.0.1:port inside."""
+
+    socket: Path  # the proxy's Unix socket on the host (harness-owned, in a private 0700 directory)
+    port: int  # the port of the agent's base URL (http://127.0.0.1:<port>)
+
+
+@dataclass(frozen=True)
 class SandboxRequest:
     """What the runner knows about one agent start."""
 
@@ -35,11 +44,14 @@ class SandboxRequest:
     binary: Path  # the agent CLI as found (its install tree is made visible read-only)
     path_env: str  # the PATH the agent runs with (its interpreter, e.g. node, is looked up there)
     network: Network
+    proxy: ProxyEndpoint | None = None  # proxy-only: the one endpoint reachable (None: no network at all, e.g. git)
 
 
 class Sandbox(Protocol):
     capabilities: SandboxCapabilities
 
     def problem(self) -> str | None: ...
+
+    def network_problem(self, network: Network) -> str | None: ...
 
     def wrap(self, argv: list[str], request: SandboxRequest) -> list[str]: ...

@@ -4,8 +4,11 @@ Invariants: the agent sees its own /proc (PID namespace: the harness's /proc/<pi
 other trials' processes, are not there), a minimal /dev, a private tmpfs /tmp, the system trees read-only
 (SYSTEM_TREES), the agent's install tree and its interpreter read-only, its workspace and HOME writable, and
 nothing else of the host filesystem (the root is a read-only tmpfs: no results dir, no other trial, no
-checkout, no /root, no /run). It dies with its keeper (--die-with-parent) and runs in a new session. The host
-network namespace is kept (the agent reaches the proxy on loopback): only `network = "open"` is enforceable.
+checkout, no /root, no /run). It dies with its keeper (--die-with-parent) and runs in a new session.
+`network = "open"` keeps the host network namespace. `proxy-only` gives a new one with only `lo`: the agent
+runs under sandbox/forwarder.py, which serves 127.0.0.1:<proxy port> from the proxy's Unix socket, bound in at
+SOCKET_IN; nothing else (host loopback, abstract sockets, other hosts) is reachable. Without a proxy endpoint
+(the harness's git commands) proxy-only means no network at all.
 """
 
 from __future__ import annotations
@@ -17,19 +20,25 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shipbench.sandbox.base import SandboxCapabilities, SandboxRequest
+from shipbench.sandbox.base import Network, ProxyEndpoint, SandboxCapabilities, SandboxRequest
 
 DEFAULT_BINARY = Path("/usr/bin/bwrap")
 # Read-only system trees (a symlink such as /bin -> usr/bin is recreated as the same symlink).
 SYSTEM_TREES = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/var/lib/gems")
 SELF_TEST_TIMEOUT_S = 15.0
+SYSTEM_PYTHON = Path("/usr/bin/python3")  # runs the forwarder (proxy-only); under /usr, so visible inside
+FORWARDER = Path(__file__).with_name("forwarder.py")
+FORWARDER_IN = "/run/shipbench/forwarder.py"  # where the sandbox sees it (read-only)
+SOCKET_IN = "/run/shipbench/proxy.sock"  # where the sandbox sees the proxy's Unix socket
+# Inside a fresh network namespace: python runs and 127.0.0.1 can be listened on (bwrap brought `lo` up).
+_NET_PROBE = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()"
 
 CAPABILITIES = SandboxCapabilities(
     name="bwrap",
     isolates_processes=True,
     isolates_filesystem=True,
     private_tmp=True,
-    networks=frozenset({"open"}),
+    networks=frozenset({"open", "proxy-only"}),
     platforms=frozenset({"linux"}),
 )
 
@@ -45,7 +54,17 @@ def find_bwrap() -> Path | None:
 def _self_test(binary: Path) -> str | None:
     """Why `binary` cannot build the sandbox here (None: a `true` ran inside one)."""
     true = shutil.which("true", path="/usr/bin:/bin") or "/bin/true"
-    argv = [str(binary), *_namespace_args(), *_system_args(), "--", true]
+    return _run_test(binary, [str(binary), *_namespace_args(), *_system_args(), "--", true])
+
+
+@functools.cache
+def _net_self_test(binary: Path) -> str | None:
+    """Why `binary` cannot build a proxy-only sandbox here (None: python listened on 127.0.0.1 inside one)."""
+    args = [str(binary), *_namespace_args(), "--unshare-net", *_system_args()]
+    return _run_test(binary, [*args, "--", str(SYSTEM_PYTHON), "-I", "-c", _NET_PROBE])
+
+
+def _run_test(binary: Path, argv: list[str]) -> str | None:
     try:
         done = subprocess.run(
             argv,
@@ -136,6 +155,15 @@ class BwrapSandbox:
             return f"bubblewrap is not installed ({DEFAULT_BINARY} not found; apt-get install bubblewrap)"
         return _self_test(self.binary)
 
+    def network_problem(self, network: Network) -> str | None:
+        if network == "open":
+            return None
+        if self.binary is None:
+            return f"bubblewrap is not installed ({DEFAULT_BINARY} not found)"
+        if not os.access(SYSTEM_PYTHON, os.X_OK):
+            return f"{SYSTEM_PYTHON} (it runs the proxy forwarder inside the sandbox) is not installed"
+        return _net_self_test(self.binary)
+
     def wrap(self, argv: list[str], request: SandboxRequest) -> list[str]:
         if self.binary is None:
             raise OSError(f"bubblewrap is not installed ({DEFAULT_BINARY} not found)")
@@ -144,5 +172,19 @@ class BwrapSandbox:
             args += ["--ro-bind", str(tree), str(tree)]
         for writable in (request.workspace.absolute(), request.home.absolute()):
             args += ["--bind", str(writable), str(writable)]
+        if request.network == "proxy-only":
+            args += ["--unshare-net"]
+            if request.proxy is not None:
+                args += _forwarder_binds(request.proxy)
+                argv = _forwarder_argv(request.proxy, argv)
         args += ["--remount-ro", "/", "--chdir", str(request.workspace.absolute()), "--", *argv]
         return args
+
+
+def _forwarder_binds(proxy: ProxyEndpoint) -> list[str]:
+    return ["--ro-bind", str(FORWARDER), FORWARDER_IN, "--bind", str(proxy.socket), SOCKET_IN]
+
+
+def _forwarder_argv(proxy: ProxyEndpoint, argv: list[str]) -> list[str]:
+    """The agent's argv run under the forwarder (it exits with the agent's status)."""
+    return [str(SYSTEM_PYTHON), "-I", FORWARDER_IN, str(proxy.port), SOCKET_IN, *argv]

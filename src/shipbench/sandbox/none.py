@@ -6,7 +6,7 @@ with it can read the harness's environment (the provider key) and every file the
 
 from __future__ import annotations
 
-from shipbench.sandbox.base import SandboxCapabilities, SandboxRequest
+from shipbench.sandbox.base import Network, SandboxCapabilities, SandboxRequest
 
 CAPABILITIES = SandboxCapabilities(
     name="none",
@@ -23,6 +23,9 @@ class NoSandbox:
 
     def problem(self) -> str | None:
         return None
+
+    def network_problem(self, network: Network) -> str | None:
+        return None if network in CAPABILITIES.networks else "it isolates nothing, so it cannot restrict the network"
 
     def wrap(self, argv: list[str], request: SandboxRequest) -> list[str]:
         return list(argv)

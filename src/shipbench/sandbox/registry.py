@@ -35,22 +35,33 @@ def resolve_sandbox(config: SandboxConfig) -> ResolvedSandbox:
     if config.backend == "auto":
         for name in AUTO_ORDER:
             candidate = BACKENDS[name]()
-            problem = candidate.problem()
-            if problem is None and config.network in candidate.capabilities.networks:
+            problem = candidate.problem() or _network_problem(candidate, config)
+            if problem is None:
                 return _resolved(candidate, config, "")
-            reasons.append(f"{name}: {problem or f'cannot enforce network = {config.network!r}'}")
+            reasons.append(f"{name}: {problem}")
         chosen: Sandbox = NoSandbox()
     else:
         chosen = BACKENDS[config.backend]()
         problem = chosen.problem()
         if problem is not None:
             raise SandboxUnavailable(f"sandbox backend {config.backend!r} cannot run here: {problem}")
-    if config.network not in chosen.capabilities.networks:
-        raise SandboxUnavailable(
-            f"sandbox network = {config.network!r} cannot be enforced by backend {chosen.capabilities.name!r} "
-            f'(it supports: {", ".join(sorted(chosen.capabilities.networks))}); use network = "open"'
-        )
+    problem = _network_problem(chosen, config)
+    if problem is not None:
+        raise SandboxUnavailable(f'{problem}; use network = "open"')
     return _resolved(chosen, config, "; ".join(f"auto fell back to none ({r})" for r in reasons))
+
+
+def _network_problem(sandbox: Sandbox, config: SandboxConfig) -> str | None:
+    """Why `sandbox` cannot enforce the suite's network mode here (None when it can)."""
+    cap = sandbox.capabilities
+    if config.network in cap.networks:
+        problem = sandbox.network_problem(config.network)
+        if problem is None:
+            return None
+        detail = problem
+    else:
+        detail = f"it supports: {', '.join(sorted(cap.networks))}"
+    return f"sandbox network = {config.network!r} cannot be enforced by backend {cap.name!r} ({detail})"
 
 
 def _resolved(sandbox: Sandbox, config: SandboxConfig, reason: str) -> ResolvedSandbox:
