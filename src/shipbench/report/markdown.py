@@ -176,24 +176,24 @@ def _views(board: Leaderboard) -> list[str]:
     return out if len(out) > 2 else []
 
 
-def _infra(board: Leaderboard) -> list[str]:
-    if not board.infra:
+def _section(title: str, columns: list[str], rows: list[list[str]]) -> list[str]:
+    """A `## title` and a table, or nothing when there are no rows."""
+    if not rows:
         return []
-    out = ["", "## Infrastructure failures (reported apart, not scored)", "",
-           "| Trial | Configuration | Status | Reason |", "|---|---|---|---|"]
-    for t in board.infra:
-        out.append(f"| {cell(t.trial_id)} | {cell(t.key)} | {cell(t.status, 30)} | {cell(t.reason, 160)} |")
-    return out
+    out = ["", f"## {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return out + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _infra(board: Leaderboard) -> list[str]:
+    rows = [[cell(t.trial_id), cell(t.key), cell(t.status, 30), cell(t.reason, 160)] for t in board.infra]
+    return _section("Infrastructure failures (reported apart, not scored)",
+                    ["Trial", "Configuration", "Status", "Reason"], rows)
 
 
 def _contaminated(board: Leaderboard) -> list[str]:
-    if not board.contaminated:
-        return []
-    out = ["", "## Contaminated trials (the agent read the grading side; not ranked)", "",
-           "| Trial | Configuration | Files read |", "|---|---|---|"]
-    for t in board.contaminated:
-        out.append(f"| {cell(t.trial_id)} | {cell(t.key)} | {cell(', '.join(t.paths), 200)} |")
-    return out
+    rows = [[cell(t.trial_id), cell(t.key), cell(", ".join(t.paths), 200)] for t in board.contaminated]
+    return _section("Contaminated trials (the agent read the grading side; not ranked)",
+                    ["Trial", "Configuration", "Files read"], rows)
 
 
 def _imported(board: Leaderboard) -> list[str]:

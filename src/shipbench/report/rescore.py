@@ -31,12 +31,17 @@ def rescored_name(pack: TaskPack) -> str:
     return f"audit.rescored-{pack.rubric.digest}.json"
 
 
-def _old_score(trial_dir: Path) -> int | None:
+def _json_field(path: Path, key: str) -> object:
+    """`key` of the JSON object in `path`; None when the file is missing, unreadable or not an object."""
     try:
-        data = json.loads((trial_dir / "audit.json").read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    score = data.get("score") if isinstance(data, dict) else None
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def _old_score(trial_dir: Path) -> int | None:
+    score = _json_field(trial_dir / "audit.json", "score")
     return score if isinstance(score, int) else None
 
 
@@ -55,11 +60,7 @@ def rescore_trial(trial_dir: Path, pack: TaskPack, gem_sources: dict[str, Path])
 
 
 def _task_of(trial_dir: Path) -> str | None:
-    try:
-        data = json.loads((trial_dir / "trial.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    task = data.get("task") if isinstance(data, dict) else None
+    task = _json_field(trial_dir / "trial.json", "task")
     return task if isinstance(task, str) else None
 
 
