@@ -335,3 +335,17 @@ def test_the_gem_raises_these_outside_its_error_family() -> None:
         assert "raise ConfigurationError" in provider and "ensure_configured!" in provider
         connection = (root / "lib" / "ruby_llm" / "connection.rb").read_text(encoding="utf-8")
         assert "rescue Faraday" not in connection  # the retry middleware re-raises Faraday's own errors
+
+
+def test_app_error_classes_follow_inheritance_not_names(tmp_path: Path) -> None:
+    from shipbench.tasks.rails_chat.checks._rescue import rescue_index
+
+    errors = (
+        "module Llm\n  class Base < StandardError; end\n  class Timeout < Base; end\n"
+        "  class Deep < Timeout; end\n  Busy = Class.new(Base)\n  class NotAnError < Struct; end\n"
+        "  class Store < ActiveRecord::RecordInvalid; end\nend\n"
+    )
+    ctx = ctx_for(tmp_path, {"app/services/llm.rb": errors})
+    found = rescue_index(ctx).app_errors
+    assert {"Base", "Timeout", "Deep", "Busy"} <= found
+    assert "NotAnError" not in found and "Store" not in found

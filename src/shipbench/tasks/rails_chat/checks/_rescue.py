@@ -251,18 +251,36 @@ def _handler_body(parsed: ParsedSource, name: str, index: RescueIndex) -> Node |
     return None
 
 
+ROOT_ERRORS = frozenset({"StandardError", "Exception", "RuntimeError", "ScriptError", "ArgumentError", "IOError"})
+
+
 def _app_error_classes(sources: list[ParsedSource]) -> set[str]:
-    """Classes the project defines as exceptions: `class X < SomeError` / `X = Class.new(StandardError)`."""
-    names: set[str] = set()
+    """Classes the project defines as exceptions, by inheritance: `class X < StandardError`, a class
+    under a library's error (`RubyLLM::Error`, `Faraday::Error`, or a constant the project does not define
+    whose name says Error/Exception), `X = Class.new(SomeError)`, and to a fixed point any class whose
+    superclass is one of these (`class Timeout < Base` with `Base < StandardError`)."""
+    parents: dict[str, str] = {}
     for parsed in sources:
         for klass in of_type(parsed.root, "class"):
             superclass = klass.child_by_field_name("superclass")
-            if superclass is not None and parsed.text(superclass).rstrip().endswith(("Error", "Exception")):
-                names.add(class_name(parsed, klass).rsplit("::", 1)[-1])
+            if superclass is not None:
+                parents[class_name(parsed, klass).rsplit("::", 1)[-1]] = parsed.text(superclass).lstrip("< :")
         for node in of_type(parsed.root, "assignment"):
             left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
             if left is not None and right is not None and left.type == "constant":
                 text = parsed.text(right)
-                if text.startswith("Class.new(") and ("Error" in text or "Exception" in text):
-                    names.add(parsed.text(left))
+                if text.startswith("Class.new(") and text.endswith(")"):
+                    parents[parsed.text(left)] = text[len("Class.new(") : -1].strip().lstrip(":")
+    names: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, parent in parents.items():
+            leaf = parent.rsplit("::", 1)[-1]
+            # a parent the project does not define is another library's: its name is all there is to read
+            foreign = leaf not in parents and leaf.endswith(("Error", "Exception"))
+            is_error = parent in ROOT_ERRORS or parent.startswith(NETWORK_PREFIXES) or leaf in names or foreign
+            if is_error and name not in names:
+                names.add(name)
+                changed = True
     return names
