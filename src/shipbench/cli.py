@@ -246,16 +246,15 @@ def _demo_audit_examples(examples: Path | None, out: Path | None, sources: dict[
 
     if examples is None:
         raise _fail("--audit-examples needs --examples DIR (e.g. tests/fixtures/rails_chat in a source checkout)")
-    examples_dir = examples
-    if not examples_dir.is_dir():
-        raise _fail(f"{examples_dir}: no example projects here (pass --examples DIR)")
-    projects = example_projects(examples_dir)
+    if not examples.is_dir():
+        raise _fail(f"{examples}: no example projects here (pass --examples DIR)")
+    projects = example_projects(examples)
     if not projects:
-        raise _fail(f"{examples_dir}: contains no project directories")
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+        raise _fail(f"{examples}: contains no project directories")
+    console = _console()
     rows = audit_examples(projects, load_task("rails-chat"), sources, console)
     title = (
-        f"rails-chat audit of {len(rows)} example projects in {examples_dir} (not agent runs; "
+        f"rails-chat audit of {len(rows)} example projects in {examples} (not agent runs; "
         f"API verified against: {', '.join(f'{k}={v}' for k, v in sources.items()) or 'installed gems only'})"
     )
     console.print(ranking_table(rows, title))

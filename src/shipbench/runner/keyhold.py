@@ -33,11 +33,9 @@ def hand_over(environ: Mapping[str, str], exec_argv: Sequence[str]) -> None:
     if not names or KEY_FD in environ:
         return
     payload = json.dumps({n: environ[n] for n in names}).encode("utf-8")
-    read_fd, write_fd = os.pipe()
     if len(payload) >= 65536:  # more than a pipe buffers before the reader runs: keep them where they are
-        os.close(read_fd)
-        os.close(write_fd)
         return
+    read_fd, write_fd = os.pipe()
     os.write(write_fd, payload)
     os.close(write_fd)
     os.set_inheritable(read_fd, True)

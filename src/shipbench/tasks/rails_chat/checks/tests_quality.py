@@ -217,7 +217,6 @@ def check_llm_path_untested(ctx: AuditContext) -> Iterator[Hit]:
         return
     reaching = sum(1 for f in a.cases if f.reaches)
     note = f"{len(a.cases)} tests, {reaching} reach {', '.join(a.path.files[:3])}, none with the LLM replaced"
-    stops = {id(f): _blank_guard_stops(ctx, a, f) for f in a.cases}
     live = [f for f in a.cases if not f.replaced and f.verdict.verdict != "skipped" and _runs_llm_live(a, f)]
     if live:
         yield Hit(
@@ -227,7 +226,12 @@ def check_llm_path_untested(ctx: AuditContext) -> Iterator[Hit]:
             tuple(_at_case(ctx, f) for f in live),
         )
         return
-    stopped = [e for f in a.cases for e in stops[id(f)]]
+    stopped = [
+        ctx.at(p, n)
+        for f in a.cases
+        for p, n in _requests(a, f, REQUESTS)
+        if stops_at_blank_guard(a.path, p, n, _test_class(f.case))
+    ]
     message = "No test exercises the code that calls the LLM with the LLM replaced by a fake, stub or WebMock."
     if stopped:
         message += " The requests to it send only blank input and stop at the guard before the LLM."
@@ -237,22 +241,14 @@ def check_llm_path_untested(ctx: AuditContext) -> Iterator[Hit]:
 def _runs_llm_live(a: Analysis, f: CaseFacts) -> bool:
     """Calls RubyLLM itself, or submits real input (POST/PUT/PATCH) to an action that reaches the LLM;
     a page GET that only builds a chat in a before_action sends nothing."""
-    if f.direct:
-        return True
-    scope = full_scope(a.suite, f.case, global_setups=False)
-    return any(
-        _receiverless(p, n, WRITES) and request_reaches(a.path, p, n, _test_class(f.case))
-        for p, n in nodes_in(scope, "call")
-    )
+    return f.direct or any(request_reaches(a.path, p, n, _test_class(f.case)) for p, n in _requests(a, f, WRITES))
 
 
-def _blank_guard_stops(ctx: AuditContext, a: Analysis, f: CaseFacts) -> list[Evidence]:
-    """The requests of a test that send only blank input and stop at the guard before the LLM."""
-    return [
-        ctx.at(p, n)
-        for p, n in nodes_in(full_scope(a.suite, f.case, global_setups=False), "call")
-        if _receiverless(p, n, REQUESTS) and stops_at_blank_guard(a.path, p, n, _test_class(f.case))
-    ]
+def _requests(a: Analysis, f: CaseFacts, verbs: frozenset[str]) -> Iterator[tuple[ParsedSource, Node]]:
+    """The integration requests (`post messages_path, ...`) the test itself runs, for these verbs."""
+    for p, n in nodes_in(full_scope(a.suite, f.case, global_setups=False), "call"):
+        if _receiverless(p, n, verbs):
+            yield p, n
 
 
 def _fake_message(fake: FakeMismatch) -> str:
