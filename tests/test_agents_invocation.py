@@ -185,3 +185,25 @@ def test_registry_names_capabilities_and_errors() -> None:
         get_adapter("cursor")
     assert isinstance(info.value, UnknownAgentError)
     assert str(info.value) == "unknown agent 'cursor'; known agents: claude, codex, gemini, opencode"
+
+
+def test_model_limits_reach_every_adapter_that_takes_them(tmp_path: Path) -> None:
+    import dataclasses
+
+    small = dataclasses.replace(request(tmp_path, "x", subs=False), context_window=8192)
+    oc = json.loads(_files_by_name(get_adapter("opencode").invocation(small))["opencode.json"])
+    [entry] = oc["provider"]["shipbench"]["models"].values()
+    assert entry["limit"] == {"context": 8192, "output": 2048}  # never 16K of output into an 8K context
+    codex = tomllib.loads(_files_by_name(get_adapter("codex").invocation(small))["config.toml"])
+    assert codex["model_context_window"] == 8192 and codex["model_auto_compact_token_limit"] == 6963
+    assert codex["model_max_output_tokens"] == 2048
+    claude = get_adapter("claude").invocation(small).env
+    assert claude["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == "8192" and claude["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] == "2048"
+    capped = dataclasses.replace(small, max_output_tokens=1000)
+    assert get_adapter("claude").invocation(capped).env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] == "1000"
+    default = request(tmp_path, "x", subs=False)  # nothing known: the adapters' own defaults, nothing forced
+    oc = json.loads(_files_by_name(get_adapter("opencode").invocation(default))["opencode.json"])
+    assert next(iter(oc["provider"]["shipbench"]["models"].values()))["limit"] == {"context": 200_000, "output": 16_384}
+    codex_default = _files_by_name(get_adapter("codex").invocation(default))["config.toml"]
+    assert "model_context_window" not in tomllib.loads(codex_default)
+    assert "CLAUDE_CODE_MAX_OUTPUT_TOKENS" not in get_adapter("claude").invocation(default).env

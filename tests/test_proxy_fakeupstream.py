@@ -145,19 +145,21 @@ def anthropic_json() -> dict[str, Any]:
             "usage": {**ANTH_START_USAGE, "output_tokens": ANTH_OUTPUT}}
 
 
-def _gem_chunk(text: str, usage: dict[str, int]) -> dict[str, Any]:
-    return {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}],
-            "usageMetadata": usage, "modelVersion": GEM_MODEL}
+def _gem_chunk(text: str, usage: dict[str, int], finish: str | None = None) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
+    if finish:
+        candidate["finishReason"] = finish  # Gemini sets it on the last chunk of an answer
+    return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": GEM_MODEL}
 
 
 def gemini_stream() -> list[bytes]:
     first = {"promptTokenCount": 900, "candidatesTokenCount": 5, "cachedContentTokenCount": 400,
              "totalTokenCount": 905}
-    return [sse(_gem_chunk("Hel", first)).replace(b"\n\n", b"\r\n\r\n"), sse(_gem_chunk("lo", GEM_USAGE))]
+    return [sse(_gem_chunk("Hel", first)).replace(b"\n\n", b"\r\n\r\n"), sse(_gem_chunk("lo", GEM_USAGE, "STOP"))]
 
 
 def gemini_json() -> dict[str, Any]:
-    return _gem_chunk("Hello", GEM_USAGE)
+    return _gem_chunk("Hello", GEM_USAGE, "STOP")
 
 
 STREAMS: dict[str, Callable[[], list[bytes]]] = {

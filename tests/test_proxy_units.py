@@ -62,7 +62,7 @@ def test_retry_after_seconds_date_ms_and_cap() -> None:
 
 def test_classify_status() -> None:
     assert [classify_status(s) for s in (200, 400, 401, 403, 404, 422, 429, 500, 529)] == [
-        None, "bad_request", "auth", "auth", "bad_request", "bad_request", "rate_limited", "server_error",
+        None, "bad_request", "auth", "auth", "not_found", "bad_request", "rate_limited", "server_error",
         "server_error"]
 
 

@@ -208,3 +208,16 @@ def test_workspace_activity_ignores_noise_dirs(tmp_path: Path) -> None:
     (tmp_path / "log" / "development.log").write_text("GET /")
     (tmp_path / "src" / "tmp" / "cache").write_text("c")
     assert activity.poll() is False
+
+
+def test_identical_requests_answered_are_a_loop_and_failed_ones_an_error_streak() -> None:
+    wd, clock = make(loop_repeats=4)
+    wd.on_requests(3, 3)
+    assert wd.check() is None  # below the limit
+    wd.on_requests(4, 4)
+    verdict = wd.check()
+    assert verdict is not None and verdict.kind == "loop" and "4 times" in verdict.detail
+    failing = Watchdog(Limits(loop_repeats=4), clock=clock)
+    failing.on_requests(5, 1)  # an empty 200 stream, re-sent: the upstream's failure, not a model loop
+    verdict = failing.check()
+    assert verdict is not None and verdict.kind == "errors" and "failed 4" in verdict.detail

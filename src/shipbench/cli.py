@@ -131,6 +131,9 @@ def run(
     gem_source: Annotated[
         list[str] | None, typer.Option("--gem-source", help="NAME=DIR: audit verifies calls against it.")
     ] = None,
+    no_preflight: Annotated[
+        bool, typer.Option("--no-preflight", help="Skip the preflight checks of the models (see `preflight`).")
+    ] = False,
 ) -> None:
     """Run (or resume) a suite: real agent CLIs, metered through the local proxy, audited, indexed.
 
@@ -138,8 +141,8 @@ def run(
     (whatever its status); 1 if any trial ended in infra_error, including a trial whose trial.json cannot
     be read (left untouched: fix it or --force that trial id; the other trials still run); 2 when the run
     is refused before anything starts (bad or unreadable suite, unsafe name, --agent/--model matching
-    nothing, agent CLI not installed, max_usd for a model without a price, --out held by another run);
-    130 when interrupted.
+    nothing, agent CLI not installed, max_usd for a model without a price, --out held by another run, a
+    failed preflight); 130 when interrupted.
     """
     from rich.markup import escape
 
@@ -150,10 +153,57 @@ def run(
     try:
         config = load_suite_file(suite or DEMO_SUITE)
         code = run_command(config, out=out, console=_console(), only_agent=agent, only_model=model,
-                           repeats=repeats, jobs=jobs, force=set(force or []), gem_sources=sources)
+                           repeats=repeats, jobs=jobs, force=set(force or []), gem_sources=sources,
+                           preflight=not no_preflight)
     except ConfigError as exc:
         raise _fail(escape(str(exc))) from None
     raise typer.Exit(code=code)
+
+
+@app.command()
+def preflight(
+    suite: Annotated[Path, typer.Argument(help="Suite TOML.")],
+    agent: Annotated[str | None, typer.Option(help="Only this agent (registry name).")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model (suite id or model name).")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the preflight report JSON here.")] = None,
+) -> None:
+    """Check that every selected model can serve the suite: endpoint up, model listed, each agent's wire API,
+    structured tool calls, served context >= the task's min_context_tokens. Exit 0 when all pass, 2 otherwise."""
+    import asyncio
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from shipbench.config import ConfigError
+    from shipbench.preflight import raise_for_failures, run_preflight, selected
+    from shipbench.runner.command import load_suite_file
+    from shipbench.runner.refusals import check_filters
+
+    console = _console()
+    try:
+        config = load_suite_file(suite)
+        check_filters(config, agent, model)
+        pack = load_task(config.task)
+        agents, models = selected(config, agent, model)
+        report = asyncio.run(run_preflight(config, min_context_tokens=pack.spec.min_context_tokens, agents=agents,
+                                           models=models, progress=lambda line: err.out(line, highlight=False)))
+    except (ConfigError, TaskPackError) as exc:
+        raise _fail(escape(str(exc))) from None
+    table = Table(title=f"preflight {config.name}: task {config.task} needs {report.min_context_tokens} tokens")
+    for column in ("model", "check", "status", "s", "detail"):
+        table.add_column(column, overflow="fold")
+    style = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
+    for m in report.models:
+        for c in m.checks:
+            table.add_row(escape(m.model_id), c.id, f"[{style[c.status]}]{c.status}[/]", f"{c.seconds:.1f}",
+                          escape(c.detail))
+    console.print(table)
+    if json_path is not None:
+        _emit(report.model_dump_json(indent=2) + "\n", json_path)
+    try:
+        raise_for_failures(report)
+    except ConfigError as exc:
+        raise _fail(escape(str(exc))) from None
 
 
 @app.command()
@@ -361,6 +411,52 @@ def rescore(
     failed = sum(r.new_score is None for r in done)
     console.print(f"rescored {len(done) - failed} of {len(done)} trials with rubric {pack.rubric.digest}")
     raise typer.Exit(code=1 if failed else 0)
+
+
+@app.command()
+def fit(
+    source: Annotated[Path | None, typer.Argument(help="A .gguf file or a Hugging Face config.json.")] = None,
+    layers: Annotated[int | None, typer.Option(help="Transformer layers (blocks).")] = None,
+    kv_heads: Annotated[int | None, typer.Option(help="KV heads per layer (GQA groups).")] = None,
+    head_dim: Annotated[int | None, typer.Option(help="Dimension of one attention head.")] = None,
+    kv_type: Annotated[str, typer.Option(help="KV cache type: f16, bf16, q8_0, q4_0, f32, or bytes/element.")] = "f16",
+    kv_bytes: Annotated[float | None, typer.Option(help="Bytes per KV element (wins over --kv-type).")] = None,
+    params: Annotated[str | None, typer.Option(help="Parameter count: 70B, 135M, 7e9.")] = None,
+    weight_bits: Annotated[float | None, typer.Option(help="Bits per weight (16, 8.5, 4.8 for Q4_K_M).")] = None,
+    context: Annotated[int | None, typer.Option(help="Also show this context size (tokens).")] = None,
+    memory_gb: Annotated[float | None, typer.Option(help="GPU/unified memory in GiB.")] = None,
+    bandwidth_gbs: Annotated[float | None, typer.Option(help="Memory bandwidth in GB/s.")] = None,
+    memory_class: Annotated[str | None, typer.Option(help="ddr4, ddr5, lpddr5x, gddr6, gddr7, hbm3, or GB/s.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON here.")] = None,
+) -> None:
+    """KV cache, weights, what fits in memory, and a bandwidth-bound decode speed for a local model."""
+    from rich.markup import escape
+
+    from shipbench.fit.cli import fit_report, render_table, summary_line
+    from shipbench.fit.model import FitInputError
+
+    try:
+        report = fit_report(
+            source,
+            layers=layers,
+            kv_heads=kv_heads,
+            head_dim=head_dim,
+            kv_type=kv_type,
+            kv_bytes=kv_bytes,
+            params=params,
+            weight_bits=weight_bits,
+            context=context,
+            memory_gb=memory_gb,
+            bandwidth_gbs=bandwidth_gbs,
+            memory_class=memory_class,
+        )
+    except FitInputError as exc:
+        raise _fail(escape(str(exc))) from None
+    console = _console()
+    console.print(render_table(report))
+    console.print(summary_line(report), highlight=False, markup=False, soft_wrap=True)
+    if json_path is not None:
+        _emit(report.model_dump_json(indent=2) + "\n", json_path)
 
 
 @app.command()

@@ -105,6 +105,19 @@ class SubagentConfig(_C):
     prompt: str = ""
 
 
+ServingKind = Literal["llama.cpp", "llama-cpp-python", "llama-swap", "ollama", "vllm", "lmstudio"]
+
+
+class ServingConfig(_C):
+    """A self-hosted model server (see shipbench.serving): what it is, so the harness can ask it the right
+    questions (health, served context, tokenizer) and keep it loaded."""
+
+    kind: ServingKind
+    warmup: bool = True  # load the model (one tiny request) before phase 1, timed apart from the trial
+    keep_alive: str = "-1"  # ollama: how long the model stays loaded ("-1" = until the server stops)
+    num_ctx: int | None = Field(default=None, gt=0)  # ollama: the context to load the model with
+
+
 class ModelConfig(_C):
     id: Component  # label used in trial ids and reports
     model: str  # model id sent upstream (e.g. anthropic/claude-sonnet-4.5)
@@ -115,6 +128,9 @@ class ModelConfig(_C):
     subagents: list[SubagentConfig] = Field(default_factory=list)
     concurrency: int | None = Field(default=None, ge=1)  # max trials at once against this upstream
     replay_script: str | None = None  # provider=replay: a trajectory file (default: the task's bundled one)
+    context_window: int | None = Field(default=None, gt=0)  # tokens; default: the served context, else 200K
+    max_output_tokens: int | None = Field(default=None, gt=0)  # tokens per answer; default: the agent's own
+    serving: ServingConfig | None = None  # a self-hosted server (openai_compatible): its kind and settings
 
     def key_env(self) -> str | None:
         return self.api_key_env or DEFAULT_KEY_ENV.get(self.provider)

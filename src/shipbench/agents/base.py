@@ -117,6 +117,21 @@ class InvocationRequest:
     token: str  # per-trial proxy token; the only credential the agent ever sees
     session_id: str | None = None  # continue this session (later phases), when supported
     subagents: tuple[SubagentSpec, ...] = ()
+    context_window: int | None = None  # tokens the model is served with (the agent compacts before it); None: default
+    max_output_tokens: int | None = None  # tokens per answer the agent may ask for; None: the adapter's default
+
+
+def output_limit(request: InvocationRequest, default: int) -> int | None:
+    """The answer cap to configure: the model's, else `default` kept under a quarter of a known context (a small
+    local context must not be asked for more output than it can hold); None when neither is known."""
+    if request.max_output_tokens is not None:
+        return request.max_output_tokens
+    if request.context_window is not None:
+        return max(256, min(default, request.context_window // 4))
+    return None
+
+
+AUTO_COMPACT_SHARE = 0.85  # agents that take a compaction threshold compact at this share of the context
 
 
 class AgentAdapter(Protocol):

@@ -25,6 +25,7 @@ from shipbench.agents.base import (
     InvocationRequest,
     SubagentSpec,
     Usage,
+    output_limit,
 )
 from shipbench.agents.common import (
     JsonObj,
@@ -121,6 +122,20 @@ class _Session:
     emitted: Usage = field(default_factory=Usage)
 
 
+OUTPUT_DEFAULT = 32_000  # answer cap under a known small context (kept under a quarter of it)
+
+
+def _limits(request: InvocationRequest) -> dict[str, str]:
+    """Claude Code reads its compaction window and answer cap from the environment."""
+    env: dict[str, str] = {}
+    if request.context_window is not None:
+        env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] = str(request.context_window)
+    cap = output_limit(request, OUTPUT_DEFAULT)
+    if cap is not None:
+        env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(cap)
+    return env
+
+
 class ClaudeAdapter:
     capabilities = CAPABILITIES
 
@@ -133,7 +148,8 @@ class ClaudeAdapter:
         if request.session_id:
             argv += ["--resume", request.session_id]
         argv += ["--", request.prompt]  # after `--`: never read as an option nor as a variadic flag's value
-        extra = {"ANTHROPIC_BASE_URL": proxy_root(request.base_url), "ANTHROPIC_API_KEY": request.token, **_ENV}
+        extra = {"ANTHROPIC_BASE_URL": proxy_root(request.base_url), "ANTHROPIC_API_KEY": request.token, **_ENV,
+                 **_limits(request)}
         files = {request.home / ".claude" / "agents" / f"{s.name}.md": agent_file(s) for s in request.subagents}
         return Invocation(argv=argv, env=base_env(request, extra), files=files)
 

@@ -20,12 +20,14 @@ import json
 from pathlib import Path
 
 from shipbench.agents.base import (
+    AUTO_COMPACT_SHARE,
     AgentCapabilities,
     AgentEvent,
     Invocation,
     InvocationRequest,
     SubagentSpec,
     Usage,
+    output_limit,
 )
 from shipbench.agents.common import (
     JsonObj,
@@ -73,6 +75,7 @@ def build_config(request: InvocationRequest) -> str:
         'approval_policy = "never"',
         'sandbox_mode = "danger-full-access"',
         "check_for_update_on_startup = false",
+        *_limits(request),
         "",
         "[analytics]",
         "enabled = false",
@@ -84,6 +87,21 @@ def build_config(request: InvocationRequest) -> str:
         f"env_key = {_s(TOKEN_ENV)}",
     ]
     return "\n".join(lines) + "\n"
+
+
+OUTPUT_DEFAULT = 32_000  # answer cap under a known small context (kept under a quarter of it)
+
+
+def _limits(request: InvocationRequest) -> list[str]:
+    """The served context and answer cap, when known (codex otherwise assumes its own models' 272K)."""
+    lines: list[str] = []
+    if request.context_window is not None:
+        lines.append(f"model_context_window = {request.context_window}")
+        lines.append(f"model_auto_compact_token_limit = {int(request.context_window * AUTO_COMPACT_SHARE)}")
+    cap = output_limit(request, OUTPUT_DEFAULT)
+    if cap is not None:
+        lines.append(f"model_max_output_tokens = {cap}")
+    return lines
 
 
 def agent_role(sub: SubagentSpec) -> str:

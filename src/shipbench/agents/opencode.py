@@ -21,6 +21,7 @@ from shipbench.agents.base import (
     Invocation,
     InvocationRequest,
     Usage,
+    output_limit,
 )
 from shipbench.agents.common import (
     JsonObj,
@@ -64,15 +65,22 @@ _ENV = {
 }
 
 
-def _model_entry(model: str) -> JsonObj:
-    return {"name": model, "tool_call": True, "limit": {"context": CONTEXT_LIMIT, "output": OUTPUT_LIMIT}}
+def _model_entry(model: str, limit: JsonObj) -> JsonObj:
+    return {"name": model, "tool_call": True, "limit": limit}
+
+
+def model_limit(request: InvocationRequest) -> JsonObj:
+    """opencode's per-model limits: it compacts before `context` and asks for at most `output` per answer."""
+    output = output_limit(request, OUTPUT_LIMIT) or OUTPUT_LIMIT
+    return {"context": request.context_window or CONTEXT_LIMIT, "output": output}
 
 
 def build_config(request: InvocationRequest) -> JsonObj:
-    models = {request.model: _model_entry(request.model)}
+    limit = model_limit(request)
+    models = {request.model: _model_entry(request.model, limit)}
     agents: JsonObj = {}
     for sub in request.subagents:
-        models.setdefault(sub.model, _model_entry(sub.model))
+        models.setdefault(sub.model, _model_entry(sub.model, limit))
         agent: JsonObj = {"mode": "subagent", "model": f"{PROVIDER}/{sub.model}", "description": sub.description}
         if sub.prompt:
             agent["prompt"] = sub.prompt

@@ -3,13 +3,16 @@
 Invariants: SSE bytes are written to the agent as they arrive (no whole-response buffering) and a copy
 is decoded for usage; no retry happens once a byte was relayed (the response is prepared lazily, on the
 first upstream chunk); the per-provider limiter is held during an attempt, never during a backoff
-sleep; the real key is redacted from every body we relay whole and from every message we generate.
+sleep; the real key is redacted from every body we relay whole and from every message we generate; a metered
+stream that answers 200 with no byte at all is retried like a 5xx, then failed as `empty_stream` (an agent must
+never take it for an answer); a metered stream that ends without a finish reason is marked `truncated_stream`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -48,6 +51,9 @@ class Call:
     relayed: bool = False
     meter: Meter | None = None
     response: web.StreamResponse | None = None  # set once the relay to the agent has started
+    # run once the whole answer is in and before its end reaches the agent (a stream's bytes from its finish
+    # reason on are held until then), so a call is metered before the agent can act on it
+    on_answer: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
 
     def redact(self, data: bytes) -> bytes:
         if self.secret and self.secret.encode() in data:
@@ -107,11 +113,13 @@ async def _attempt(request: web.Request, session: aiohttp.ClientSession, call: C
         call.status = up.status
         call.error_class = classify_status(up.status)
         if up.status < 300 and (call.stream or up.content_type == "text/event-stream"):
-            return await _relay_stream(request, up, call)
+            return await _relay_stream(request, up, call, policy, last)
         data = await up.read()
         _mark_first_byte(call)
         if call.meter is not None and up.status < 300:
             call.meter.feed_json_text(data)
+            if call.on_answer is not None:
+                await call.on_answer()
         return web.Response(status=up.status, body=call.redact(data), headers=response_headers(up.headers.items()))
 
 
@@ -120,18 +128,37 @@ def _mark_first_byte(call: Call) -> None:
         call.ttft_ms = (time.monotonic() - call.started) * 1000.0
 
 
-async def _relay_stream(request: web.Request, up: aiohttp.ClientResponse, call: Call) -> web.StreamResponse:
+async def _relay_stream(request: web.Request, up: aiohttp.ClientResponse, call: Call, policy: RetryPolicy,
+                        last: bool) -> web.StreamResponse:
     decoder = SseDecoder()
     resp = web.StreamResponse(status=up.status, headers=response_headers(up.headers.items()))
+    held: list[bytes] = []  # the answer's end, kept until it is metered
     try:
         async for chunk in up.content.iter_any():
+            if not chunk:
+                continue
             await _start(request, resp, call)
-            await _write(resp, chunk)
             _meter_chunk(call.meter, decoder, chunk)
-        await _start(request, resp, call)  # an empty stream still gets the upstream's status and headers
+            if held or (call.meter is not None and call.meter.finished):
+                held.append(chunk)
+            else:
+                await _write(resp, chunk)
+        if call.response is None and call.meter is not None:  # HTTP 200 and not one byte: no answer at all
+            if not last:
+                raise _Retry(policy.delay(call.attempts, None))
+            return _fail(call, "empty_stream", f"the upstream answered HTTP {up.status} with an empty stream "
+                                               f"{call.attempts} time(s) (a local server does this when the prompt "
+                                               "exceeds its context window)")
+        await _start(request, resp, call)  # an unmetered empty stream still gets the upstream's status and headers
         for event in decoder.close():
             if call.meter is not None:
                 call.meter.feed_sse_data(event.data)
+        if call.meter is not None and not call.meter.finished:
+            call.error_class = "truncated_stream"  # relayed as is; the answer has no end
+        if call.on_answer is not None and call.meter is not None:
+            await call.on_answer()
+        for chunk in held:
+            await _write(resp, chunk)
         await _write_eof(resp)
     except _AgentGone:
         call.error_class = "client_closed"  # the agent went away (e.g. killed by a watchdog)

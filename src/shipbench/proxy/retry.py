@@ -17,7 +17,10 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 
 ERROR_CLASSES: tuple[str, ...] = (
-    "rate_limited", "server_error", "auth", "bad_request", "timeout", "network", "budget", "client_closed",
+    "rate_limited", "server_error", "auth", "bad_request", "not_found", "timeout", "network", "budget",
+    "client_closed",
+    "empty_stream",  # HTTP 200 with no byte (after retries): the upstream did not answer
+    "truncated_stream",  # a stream that ended without a finish reason
 )
 
 
@@ -75,9 +78,11 @@ def classify_status(status: int) -> str | None:
         return "auth"
     if status == 408:
         return "timeout"
+    if status == 404:
+        return "not_found"  # no such route or model on the upstream: its gap, not the agent's request
     if status >= 500:
         return "server_error"
-    return "bad_request"  # 400, 404, 422 and the other 4xx
+    return "bad_request"  # 400, 422 and the other 4xx
 
 
 def classify_exception(exc: BaseException) -> str:

@@ -5,17 +5,21 @@ and only while the trial's budget is not reached; every metered call (forwarded 
 exactly one LlmCallRecord line to its lease's calls_path and is added to the lease's totals, even
 when the agent disconnects or the handler is cancelled; the real key never leaves the upstream
 request headers (records, logs and bodies returned to the agent never contain it); with `unix_socket`, the same
-app also listens on `unix_path`, a socket in a private 0700 directory that stop() removes (proxy-only sandboxes).
+app also listens on `unix_path`, a socket in a private 0700 directory that stop() removes (proxy-only sandboxes);
+an answered call whose upstream sent no usage is counted (proxy/counting.py) and its record says by whom
+(`usage_source`), so a server that reports nothing never reads as 0 tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from aiohttp import web
 
 from shipbench.agents.base import Usage, WireApi
 from shipbench.config import PROVIDER_WIRES, Budget
+from shipbench.proxy.counting import Counted, count_missing, server_prompt_tokens
 from shipbench.proxy.forward import Call, forward
 from shipbench.proxy.pricing import price_call
 from shipbench.proxy.retry import RetryPolicy
@@ -41,7 +46,8 @@ from shipbench.proxy.wires import (
     upstream_url,
     wire_of_path,
 )
-from shipbench.store.records import LlmCallRecord
+from shipbench.serving.registry import BACKENDS
+from shipbench.store.records import LlmCallRecord, UsageSource
 
 MAX_REQUEST_BYTES = 256 * 1024 * 1024  # agents resend the whole conversation every turn
 DEFAULT_RETRY = RetryPolicy()
@@ -60,6 +66,7 @@ class MeteringProxy:
         self._session: aiohttp.ClientSession | None = None
         self.base_url = ""
         self.unix_path: Path | None = None  # the Unix socket a proxy-only sandbox reaches the proxy through
+        self._tokenizer: TokenizerFactory | None = None
 
     async def start(self, *, unix_socket: bool = False) -> str:
         """Listen on 127.0.0.1 (ephemeral port), and on `unix_path` too when asked; returns the base URL,
@@ -135,6 +142,23 @@ class MeteringProxy:
             return await self._forward(request, call, lease)
         return await self._metered(request, lease, call, info.model, info.stream)
 
+    def _server_tokenizer(self, kind: str, base_url: str, model: str) -> Callable[[str], Awaitable[int | None]] | None:
+        """The serving backend's own tokenize endpoint (None for a kind that has none)."""
+        if kind not in BACKENDS or self._session is None:
+            return None
+        backend, session = BACKENDS[kind], self._session
+        if not backend.capabilities.tokenizes:
+            return None
+
+        async def tokenize(text: str) -> int | None:
+            return await backend.tokenize(session, base_url, model, text)
+
+        return tokenize
+
+    def set_tokenizer(self, factory: TokenizerFactory | None) -> None:
+        """How to reach a self-hosted server's tokenizer: (serving kind, base URL, model) -> count function."""
+        self._tokenizer = factory
+
     def _call(self, request: web.Request, lease: Lease, matched: Matched, body: bytes) -> Call:
         up = lease.upstream
         path = request.rel_url.path
@@ -158,6 +182,17 @@ class MeteringProxy:
         started_at = datetime.now(UTC)
         call.meter = Meter(call.wire)
         call.stream = stream
+        lease.note_request(hashlib.sha256(call.body).hexdigest())
+        counted: Counted | None = None
+        latency_ms: float | None = None
+
+        async def on_answer() -> None:
+            nonlocal counted, latency_ms
+            latency_ms = (time.monotonic() - call.started) * 1000.0
+            if _answered(call) and not _has_usage(call.meter):
+                counted = await self._count(lease, call, model)
+
+        call.on_answer = on_answer
         reason = lease.check_budget()
         task = asyncio.current_task()
         tasks = self._inflight.setdefault(lease.token, set())
@@ -177,27 +212,68 @@ class MeteringProxy:
                 tasks.discard(task)
             if not tasks and not lease.closed:
                 self._inflight.pop(lease.token, None)
-            self._record(lease, call, started_at=started_at, path=request.rel_url.path, model=model, stream=stream)
+            self._record(lease, call, started_at=started_at, path=request.rel_url.path, model=model, stream=stream,
+                         counted=counted, latency_ms=latency_ms)
+
+    async def _count(self, lease: Lease, call: Call, model: str | None) -> Counted:
+        """Usage for an answered call without any: the self-hosted server's own counts, else an estimate."""
+        assert call.meter is not None and self._session is not None
+        up, session = lease.upstream, self._session
+        self_hosted = up.serving_kind is not None
+        factory = self._tokenizer or self._server_tokenizer
+        tokenize = factory(up.serving_kind, up.base_url, model or "") if up.serving_kind is not None else None
+
+        async def prompt() -> int | None:
+            return await server_prompt_tokens(session, call.url, call.headers, call.body)
+
+        return await count_missing(call.meter, wire=call.wire, body=call.body, self_hosted=self_hosted,
+                                   prompt_counter=prompt, tokenize=tokenize)
 
     def _record(self, lease: Lease, call: Call, *, started_at: datetime, path: str, model: str | None,
-                stream: bool) -> None:
+                stream: bool, counted: Counted | None = None, latency_ms: float | None = None) -> None:
         meter = call.meter or Meter(call.wire)
-        usage = meter.usage()
+        usage, source = _usage_of(call, meter, counted)
         up = lease.upstream
         price = price_call(usage, provider=up.provider, models=(meter.model, model), pricing=up.pricing)
         record = LlmCallRecord(
             trial_id=lease.trial_id, phase=lease.phase, seq=lease.next_seq(), started_at=started_at,
             wire=call.wire, path=path, stream=stream, model_requested=model, model_served=meter.model,
             upstream=up.provider, upstream_provider=meter.provider, status=call.status, attempts=call.attempts,
-            error_class=call.error_class, usage=usage,
+            error_class=call.error_class, usage=usage, usage_source=source, finish_reason=meter.finish_reason,
             cost_usd=price.cost_usd,
             upstream_cost_usd=meter.upstream_cost, price_source=price.source,
-            latency_ms=(time.monotonic() - call.started) * 1000.0, ttft_ms=call.ttft_ms,
+            latency_ms=latency_ms if latency_ms is not None else (time.monotonic() - call.started) * 1000.0,
+            ttft_ms=call.ttft_ms,
         )
         with lease.calls_path.open("a", encoding="utf-8") as fh:
             fh.write(record.model_dump_json() + "\n")
             fh.flush()
         lease.add(record)
+
+
+TokenizerFactory = Callable[[str, str, str], Callable[[str], Awaitable[int | None]] | None]
+
+
+def _answered(call: Call) -> bool:
+    return 200 <= call.status < 300 and call.error_class in (None, "truncated_stream")
+
+
+def _has_usage(meter: Meter | None) -> bool:
+    """The upstream reported usage (a usage of zeros beside generated text counts as none)."""
+    if meter is None or not meter.seen_usage:
+        return False
+    return meter.usage().total > 0 or meter.output_chars == 0
+
+
+def _usage_of(call: Call, meter: Meter, counted: Counted | None) -> tuple[Usage, UsageSource | None]:
+    """The call's usage and who counted it (None for a call that got no answer: nothing to count)."""
+    if counted is not None:
+        return counted.usage, counted.source
+    if _has_usage(meter):
+        return meter.usage(), "upstream"
+    if _answered(call):  # no usage and not counted (e.g. cancelled while counting): say so, never a silent 0
+        return Usage(), "none"
+    return NO_USAGE, None
 
 
 def _private_socket_path() -> Path:

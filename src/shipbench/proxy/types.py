@@ -30,6 +30,7 @@ class UpstreamTarget:
     pricing: Pricing | None = None  # suite override, wins over the price table
     model_override: str | None = None  # replaces the model of every request when set
     extra_headers: dict[str, str] = field(default_factory=dict)  # added to every upstream request
+    serving_kind: str | None = None  # a self-hosted server's kind (config ServingKind): the proxy may ask it to count
 
 
 @dataclass(eq=False)
@@ -57,6 +58,13 @@ class Lease:
     ok_calls: int = 0  # calls the upstream answered with success
     closed: bool = False
     seq: int = 0  # last call sequence number handed out
+    unpriced_calls: int = 0  # answered calls without a known price (cost unknown, never $0)
+    usage_sources: dict[str, int] = field(default_factory=dict)
+    last_request_digest: str = ""
+    identical_run: int = 0  # consecutive metered requests with the same body (1 = the last one was new)
+    identical_ok: int = 0  # of that run, calls the upstream answered with success
+    prefill: list[float] = field(default_factory=lambda: [0.0, 0.0])  # streamed calls: prompt tokens, seconds
+    decode: list[float] = field(default_factory=lambda: [0.0, 0.0])  # streamed calls: output tokens, seconds
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -81,14 +89,27 @@ class Lease:
             return f"cost budget reached: ${usd:.6f} >= ${self.budget.max_usd:.6f} (trial total)"
         return None
 
+    def note_request(self, digest: str) -> None:
+        """Track runs of identical requests (an agent re-sending the same body is stuck, see the loop watchdog)."""
+        if digest == self.last_request_digest:
+            self.identical_run += 1
+        else:
+            self.last_request_digest, self.identical_run, self.identical_ok = digest, 1, 0
+
     def add(self, record: LlmCallRecord) -> None:
         """Account one recorded call, then re-check the budget."""
         self.calls += 1
+        if record.usage_source is not None:
+            self.usage_sources[record.usage_source] = self.usage_sources.get(record.usage_source, 0) + 1
         self.usage = self.usage + record.usage
         cost = record.cost_usd if record.cost_usd is not None else record.upstream_cost_usd
         self.cost_usd += cost or 0.0
         if record.status < 300 and record.error_class is None:
             self.ok_calls += 1
+            self.identical_ok += 1
+            if cost is None and record.upstream != "replay":
+                self.unpriced_calls += 1
+            self._throughput(record)
             model = record.model_served or record.model_requested or "unknown"
             self.models_served[model] = self.models_served.get(model, 0) + 1
         if record.error_class is not None and record.error_class not in NOT_PROVIDER_ERRORS:
@@ -97,3 +118,24 @@ class Lease:
         if record.error_class == "auth":
             self.auth_errors += 1
         self.check_budget()
+
+    def _throughput(self, record: LlmCallRecord) -> None:
+        if not record.stream or record.ttft_ms is None:
+            return
+        u = record.usage
+        self.prefill[0] += u.input_tokens + u.cache_read_tokens + u.cache_write_tokens
+        self.prefill[1] += record.ttft_ms / 1000.0
+        self.decode[0] += u.output_tokens
+        self.decode[1] += max(0.0, record.latency_ms - record.ttft_ms) / 1000.0
+
+    @staticmethod
+    def _rate(pair: list[float]) -> float | None:
+        return round(pair[0] / pair[1], 1) if pair[0] > 0 and pair[1] > 0 else None
+
+    @property
+    def prefill_tokens_per_s(self) -> float | None:
+        return self._rate(self.prefill)
+
+    @property
+    def decode_tokens_per_s(self) -> float | None:
+        return self._rate(self.decode)

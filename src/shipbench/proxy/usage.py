@@ -12,6 +12,9 @@ Normalisation (recorded numbers are the upstream's own, only split differently):
   gemini            promptTokenCount INCLUDES cachedContentTokenCount: input = prompt - cached;
                     candidatesTokenCount EXCLUDES thoughtsTokenCount: output = candidates + thoughts
                     (usageMetadata is cumulative over a stream: the last one wins)
+Besides usage, a Meter keeps what is needed when the upstream sends none (local servers often do not):
+the answer's text as generated (content, reasoning, tool names and arguments; capped at OUTPUT_TEXT_CAP) and
+whether the answer finished (a finish reason, or the wire's end event), so an empty or cut stream is seen.
 Invariant: feeding never raises, whatever the upstream sends.
 """
 
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipbench.agents.base import Usage, WireApi
+
+OUTPUT_TEXT_CAP = 4 * 1024 * 1024  # characters of generated text kept for counting (beyond: estimate)
 
 
 def _int(obj: Any, *path: str) -> int | None:
@@ -42,12 +47,41 @@ class Meter:
     upstream_cost: float | None = None  # OpenRouter's usage.cost
     seen_usage: bool = False
     raw: dict[str, int] = field(default_factory=dict)  # the upstream's own counters, by its field names
+    finish_reason: str | None = None  # the last finish/stop reason the upstream gave
+    finished: bool = False  # a finish reason or the wire's end-of-answer event was seen
+    events: int = 0  # SSE data events (streamed) or JSON bodies fed
+    output_parts: list[str] = field(default_factory=list)  # generated text, for counting without usage
+    output_chars: int = 0
+    output_clipped: bool = False
 
     def feed_sse_data(self, data: str) -> None:
-        """One SSE event's data; cheap prefilter: only chunks that can carry usage or the first model."""
-        if self.model is not None and "sage" not in data:
+        """One SSE event's data (`[DONE]` ends an OpenAI-style stream)."""
+        self.events += 1
+        if data.strip() == "[DONE]":
+            self.finished = True
             return
         self.feed_json_text(data)
+
+    @property
+    def output_text(self) -> str:
+        return "".join(self.output_parts)
+
+    def _text(self, value: Any) -> None:
+        if not isinstance(value, str) or not value:
+            return
+        room = OUTPUT_TEXT_CAP - self.output_chars
+        if room <= 0:
+            self.output_clipped = True
+            return
+        piece = value[:room]
+        self.output_parts.append(piece)
+        self.output_chars += len(piece)
+        self.output_clipped = self.output_clipped or len(piece) < len(value)
+
+    def _finish(self, reason: Any) -> None:
+        if isinstance(reason, str) and reason:
+            self.finish_reason = reason
+            self.finished = True
 
     def feed_json_text(self, text: str | bytes) -> None:
         try:
@@ -81,6 +115,10 @@ class Meter:
         self._model(obj.get("model"))
         if isinstance(obj.get("provider"), str):
             self.provider = obj["provider"]
+        choices = obj.get("choices")
+        for choice in choices if isinstance(choices, list) else []:
+            if isinstance(choice, dict):
+                self._chat_choice(choice)
         usage = obj.get("usage")
         if not isinstance(usage, dict):
             return
@@ -96,7 +134,31 @@ class Meter:
         if isinstance(cost, int | float) and not isinstance(cost, bool):
             self.upstream_cost = float(cost)
 
+    def _chat_choice(self, choice: dict[str, Any]) -> None:
+        self._finish(choice.get("finish_reason"))
+        for key in ("delta", "message"):
+            part = choice.get(key)
+            if not isinstance(part, dict):
+                continue
+            for text_key in ("content", "reasoning_content", "reasoning"):
+                self._text(part.get(text_key))
+            calls = part.get("tool_calls")
+            for call in calls if isinstance(calls, list) else []:
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict):
+                    self._text(fn.get("name"))
+                    self._text(fn.get("arguments"))
+
     def _responses(self, obj: dict[str, Any]) -> None:
+        kind = obj.get("type")
+        if kind in ("response.output_text.delta", "response.function_call_arguments.delta",
+                    "response.reasoning_text.delta", "response.reasoning_summary_text.delta"):
+            self._text(obj.get("delta"))
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            self._finish(kind.removeprefix("response."))
+        elif kind is None and isinstance(obj.get("output"), list):  # a whole (non-streamed) response
+            self._responses_output(obj["output"])
+            self._finish(obj.get("status"))
         resp = obj.get("response") if isinstance(obj.get("response"), dict) else obj
         if not isinstance(resp, dict):
             return
@@ -115,8 +177,29 @@ class Meter:
         if isinstance(cost, int | float) and not isinstance(cost, bool):
             self.upstream_cost = float(cost)
 
+    def _responses_output(self, items: list[Any]) -> None:
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            self._text(item.get("name"))
+            self._text(item.get("arguments"))
+            content = item.get("content")
+            for part in content if isinstance(content, list) else []:
+                if isinstance(part, dict):
+                    self._text(part.get("text"))
+
     def _anthropic(self, obj: dict[str, Any]) -> None:
         kind = obj.get("type")
+        if kind == "message_stop":
+            self.finished = True
+        elif kind == "content_block_delta" and isinstance(obj.get("delta"), dict):
+            delta = obj["delta"]
+            for key in ("text", "partial_json", "thinking"):
+                self._text(delta.get(key))
+        if kind == "message_delta" and isinstance(obj.get("delta"), dict):
+            self._finish(obj["delta"].get("stop_reason"))
+        if kind == "message":
+            self._finish(obj.get("stop_reason"))
         if kind == "message_start" and isinstance(obj.get("message"), dict):
             obj = obj["message"]
             kind = "message"
@@ -131,6 +214,10 @@ class Meter:
 
     def _gemini(self, obj: dict[str, Any]) -> None:
         self._model(obj.get("modelVersion"))
+        candidates = obj.get("candidates")
+        for cand in candidates if isinstance(candidates, list) else []:
+            if isinstance(cand, dict):
+                self._finish(cand.get("finishReason"))
         meta = obj.get("usageMetadata")
         if not isinstance(meta, dict):
             return

@@ -192,17 +192,41 @@ def row_from_record(record: TrialRecord, audit: AuditResult | None, path: Path |
         settings=settings, config_key=config_key(record.agent, record.model_id, settings),
         status=record.status, status_reason=record.status_reason, failure_class=record.failure_class,
         finished=finished, infra=infra, wall_s=record.wall_s or sum(p.wall_s for p in record.phases),
-        usage=record.usage, cost_usd=record.cost_usd, llm_calls=sum(p.llm_calls for p in record.phases),
+        usage=record.usage, cost_usd=None if _unpriced(record) else record.cost_usd,
+        llm_calls=sum(p.llm_calls for p in record.phases),
         delegations=sum(p.delegations for p in record.phases), path=str(path) if path else None,
         record=record, audit=audit, audited=audit is not None,
         contaminated=[path for p in record.phases for path in p.grading_paths],
     )
+    _note_metering(row, record)
     if audit is not None:
         row.dimensions = {d.id: float(d.score) for d in audit.dimensions}
         row.dimension_max = {d.id: d.max for d in audit.dimensions}
         row.api_verdicts = dict(Counter(c.verdict for c in audit.api_calls if not c.in_test))
     _assign_score(row, record, audit)
     return row
+
+
+def _unpriced(record: TrialRecord) -> bool:
+    """Some answered call had no known price: the cost is unknown (shown as such), never a partial sum or $0."""
+    return record.unpriced_calls > 0 or any(p.unpriced_calls for p in record.phases)
+
+
+def _note_metering(row: TrialRow, record: TrialRecord) -> None:
+    """Say when tokens were not the upstream's own figures (see LlmCallRecord.usage_source)."""
+    sources: Counter[str] = Counter()
+    for phase in record.phases:
+        sources.update(phase.usage_sources)
+    if sources.get("estimate"):
+        row.tokens_reliable = False
+        row.notes.append(f"tokens estimated for {sources['estimate']} call(s): the server reported no usage")
+    if sources.get("none"):
+        row.tokens_reliable = False
+        row.notes.append(f"{sources['none']} answered call(s) have no token count")
+    if sources.get("server_tokenizer"):
+        row.notes.append(f"tokens of {sources['server_tokenizer']} call(s) counted by the server's tokenizer")
+    if _unpriced(record):
+        row.notes.append("cost unknown: no price for this model (give models.pricing in the suite)")
 
 
 def _assign_score(row: TrialRow, record: TrialRecord, audit: AuditResult | None) -> None:

@@ -83,6 +83,7 @@ async def run_phase(plan: TrialPlan, env: RunEnv, phase: PhasePlan, ctx: PhaseCo
             binary=ctx.binary, workspace=paths.workspace, home=paths.home, prompt=prompt,
             model=plan.model.model, base_url=env.proxy_url, token=lease.token,
             session_id=ctx.continue_session, subagents=plan.subagents(),
+            context_window=env.context_window(plan.model), max_output_tokens=plan.model.max_output_tokens,
         )
         invocation = ctx.adapter.invocation(request)
         result = await _supervise(plan, env, phase, ctx, lease, invocation, summary=summary, stop=stop, t0=t0)
@@ -171,6 +172,7 @@ async def _monitor(
                 watchdog.on_tokens(out - seen_out)
                 seen_out = out
             env.progress.on_usage(plan.trial_id, lease.usage, lease.cost_usd)
+            watchdog.on_requests(lease.identical_run, lease.identical_ok)
             if lease.budget_exceeded.is_set():
                 reason = "budget"
             else:
@@ -189,6 +191,9 @@ def _fill(rec: PhaseRecord, result: ProcessResult, summary: StreamSummary, lease
     rec.usage_disagreement = usage_disagreement(rec.proxy_usage, rec.stream_usage)
     rec.llm_calls = lease.calls
     rec.cost_usd = round(lease.cost_usd, 6)
+    rec.unpriced_calls = lease.unpriced_calls
+    rec.usage_sources = dict(lease.usage_sources)
+    rec.prefill_tokens_per_s, rec.decode_tokens_per_s = lease.prefill_tokens_per_s, lease.decode_tokens_per_s
     rec.models_served = dict(lease.models_served)
     rec.tool_calls = dict(summary.tool_calls)
     rec.delegations = summary.delegations

@@ -164,6 +164,11 @@ class RunEnv:
     gem_sources: dict[str, Path] = field(default_factory=dict)
     monitor_interval_s: float = 1.0
     sandbox: ResolvedSandbox = field(default_factory=no_sandbox)  # where agents run (suite runs: [sandbox])
+    served_context: dict[str, int] = field(default_factory=dict)  # model id -> context the preflight read
+
+    def context_window(self, model: ModelConfig) -> int | None:
+        """The context the agent is told: the suite's own figure, else what the server says it serves."""
+        return model.context_window or self.served_context.get(model.id)
 
 
 def resolve_key(model: ModelConfig, environ: Mapping[str, str]) -> tuple[str | None, str | None]:

@@ -117,10 +117,15 @@ def summary_table(records: list[TrialRecord], title: str = "shipbench results") 
         table.add_column(name, justify="left" if name in ("trial", "status") else "right")
     for r in records:
         u = r.usage
+        mark = "~" if _estimated(r) else ""  # the server sent no usage: counted or estimated by the proxy
         table.add_row(
             r.trial_id, r.status + (" (infra)" if r.failure_class == "infra" else ""),
             "-" if r.audit_score is None else str(r.audit_score), r.audit_tier or "-", f"{r.wall_s:.1f}",
-            str(u.input_tokens), str(u.output_tokens), f"{u.cache_read_tokens}/{u.cache_write_tokens}",
-            f"{r.cost_usd:.4f}",
+            f"{mark}{u.input_tokens}", f"{mark}{u.output_tokens}", f"{u.cache_read_tokens}/{u.cache_write_tokens}",
+            "unknown" if r.unpriced_calls else f"{r.cost_usd:.4f}",
         )
     return table
+
+
+def _estimated(record: TrialRecord) -> bool:
+    return any(p.usage_sources.get("estimate") or p.usage_sources.get("none") for p in record.phases)

@@ -30,8 +30,9 @@ Rows (condition -> status / failure class):
 Choices: a consecutive-errors verdict means the agent stopped making progress before finishing, so it is "stalled"
 (completed_* is reserved for phases that ended on their own with a terminal event). Throughput too low ("slow") is
 a property of the model as served by the chosen provider, which is what is benchmarked, so it is "model". Provider
-outages, rate limits, auth failures, timeouts and network errors are the provider's (infra); a 400 is the
-request the agent built (usually a context overflow), so it is the model's.
+outages, rate limits, auth failures, timeouts, network errors, a 404 (the server lacks the route or the model: a
+wire it does not serve) and answers that are empty or cut off are the provider's (infra); a 400 is the request
+the agent built (usually a context overflow), so it is the model's.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ from shipbench.runner.process import ProcessResult, signal_name
 from shipbench.runner.watchdog import Verdict
 from shipbench.store.records import FailureClass, TrialStatus
 
-PROVIDER_FAULTS: frozenset[str] = frozenset({"rate_limited", "server_error", "auth", "timeout", "network"})
+PROVIDER_FAULTS: frozenset[str] = frozenset(
+    {"rate_limited", "server_error", "auth", "timeout", "network", "not_found", "empty_stream", "truncated_stream"}
+)
 MODEL_REQUEST_FAULTS: frozenset[str] = frozenset({"bad_request"})
 _VERDICT_STATUS: dict[str, TrialStatus] = {
     "timeout": "timeout",

@@ -116,18 +116,21 @@ async def run_suite(
     handle_signals: bool = True,
     shutdown: asyncio.Event | None = None,
     prepared: SuiteRun | None = None,
+    served_context: dict[str, int] | None = None,
 ) -> list[TrialRecord]:
     """Run (or resume) every trial of the suite; returns the trial records in plan order.
 
     Setting `shutdown` (or SIGINT/SIGTERM when handle_signals) stops the run gracefully. Progress goes to
     `progress`, else plain lines on `console`, else nowhere. `prepared` (from prepared_run, whose lock the
-    caller holds) replaces out/only_agent/only_model/repeats_override/force.
+    caller holds) replaces out/only_agent/only_model/repeats_override/force. `served_context` (model id -> tokens,
+    from the preflight) tells agents the context a server really serves when the suite does not say.
     """
     make_env = partial(
         RunEnv, limiters=Limiters.for_suite(config, jobs_override or config.jobs),
         environ={**os.environ, **held_keys()} if environ is None else environ,
         progress=progress or (LineProgress(console) if console else NullProgress()),
         gem_sources=gem_sources or {}, monitor_interval_s=monitor_interval_s, shutdown=shutdown or asyncio.Event(),
+        served_context=dict(served_context or {}),
     )
     if prepared is not None:
         return await _serve_and_run(prepared, retry, handle_signals, make_env)

@@ -3,8 +3,9 @@
 Invariants:
 - run_trial never raises except on cancellation (after saving the record); every harness failure
   (binary missing, version unknown, key missing, proxy or git failure, unexpected exception) ends as
-  status infra_error with a redacted message. An infra_error trial is retried by the next run (it is
-  not a result); every other finished status is final and the trial is skipped.
+  status infra_error with a redacted message. A trial whose failure class is infra (infra_error, or a
+  provider outage / server down ending in any status) is retried by the next run, from its first infra
+  phase (it is not a result); every other finished status is final and the trial is skipped.
 - A finished phase is never re-run or rewritten; an unfinished phase (a crash or an interrupt left it
   "running") restarts from the workspace its predecessor committed (git tag), its old files removed.
 - Only completed / completed_with_errors phases let the next phase run; any other status ends the
@@ -35,6 +36,7 @@ from shipbench.audit.engine import is_incomplete
 from shipbench.audit.models import AuditResult
 from shipbench.config import validation_problems
 from shipbench.proxy.types import UpstreamTarget
+from shipbench.runner import serving
 from shipbench.runner.audit_worker import audit_in_process
 from shipbench.runner.events import Redactor
 from shipbench.runner.killtree import kill_marked
@@ -68,12 +70,14 @@ class TrialFileError(Exception):
 
 
 def is_done(record: TrialRecord) -> bool:
-    """A trial whose result is final (skipped by a re-run). infra_error is retried."""
-    return record.status in FINISHED and record.status != "infra_error"
+    """A trial whose result is final (skipped by a re-run). A trial that ended as infra (infra_error, or any
+    status whose failure class is infra: a server that was down, a provider outage) is retried."""
+    return record.status in FINISHED and record.status != "infra_error" and record.failure_class != "infra"
 
 
 def phase_done(phase: PhaseRecord) -> bool:
-    return phase.status in FINISHED and phase.status != "infra_error"
+    """A phase that is a result: finished, and not for a reason of the infrastructure (those phases re-run)."""
+    return phase.status in FINISHED and phase.status != "infra_error" and stored_failure_class(phase) != "infra"
 
 
 def failure_class_of(status: str) -> FailureClass:
@@ -148,6 +152,7 @@ async def _run(plan: TrialPlan, env: RunEnv, record: TrialRecord) -> TrialRecord
 
 async def _execute(plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: Redactor) -> None:
     adapter, binary, upstream = await _prepare(plan, env, record, redactor)
+    await _start_server(plan, record)
     finished = {p.id: p for p in record.phases if phase_done(p)}
     await _prepare_workspace(plan, record, finished, git_wrap(plan, env))
     session: str | None = None
@@ -160,8 +165,10 @@ async def _execute(plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: 
             await asyncio.to_thread(kill_marked, plan.marker(phase.n))  # left running by a crashed earlier run?
             resume = session if (plan.agent.continue_session and adapter.capabilities.continues_session) else None
             ctx = PhaseContext(adapter, binary, upstream, redactor, spent, spent_usd, resume)
+            await _server_loaded(plan, record, f"before phase {phase.n}")
             env.progress.phase_started(plan.trial_id, phase.n, phase.id)
             outcome = await _run_phase(plan, env, record, phase, ctx)
+            await _blame_server(plan, record, outcome)
             if outcome.interrupted:
                 record.status_reason = outcome.record.status_reason
                 return
@@ -209,7 +216,7 @@ def _upstream(plan: TrialPlan, env: RunEnv, key: str | None) -> UpstreamTarget:
     if model.provider == "replay" or base.startswith(LOCAL_HOSTS):  # never send local paths to a cloud
         headers["X-Shipbench-Workspace"] = str(plan.paths.workspace.resolve())
     return UpstreamTarget(provider=model.provider, base_url=base, api_key=key, pricing=model.pricing,
-                          extra_headers=headers)
+                          extra_headers=headers, serving_kind=model.serving.kind if model.serving else None)
 
 
 def git_wrap(plan: TrialPlan, env: RunEnv) -> Wrap:
@@ -238,6 +245,37 @@ async def _prepare_workspace(
     paths.home.mkdir(parents=True, exist_ok=True)
     await reset_to(paths.workspace, paths.home, phase_tag(last.n), wrap)
     record.phases = sorted(finished.values(), key=lambda p: p.n)
+
+
+async def _start_server(plan: TrialPlan, record: TrialRecord) -> None:
+    """A self-hosted model: record what the server says, and load the model before any phase (timed apart)."""
+    if plan.model.serving is None:
+        return
+    record.serving = await serving.describe(plan.model)
+    seconds, problem = await serving.warm_up(plan.model)
+    if problem is not None:
+        raise InfraError(f"{plan.model.serving.kind} server: the model did not load: {problem}")
+    record.serving_warmup_s = seconds
+
+
+async def _server_loaded(plan: TrialPlan, record: TrialRecord, when: str) -> None:
+    check = await serving.check_loaded(plan.model)
+    if check.note:
+        record.serving_events.append(f"{when}: {check.note}")
+    if check.problem is not None:
+        raise InfraError(check.problem)
+
+
+async def _blame_server(plan: TrialPlan, record: TrialRecord, outcome: PhaseOutcome) -> None:
+    """A phase that failed while the server unloaded the model or changed its context failed for the server."""
+    if outcome.interrupted or outcome.failure_class != "model" or plan.model.serving is None:
+        return
+    check = await serving.check_loaded(plan.model)
+    if check.note:
+        record.serving_events.append(f"after phase {outcome.record.n}: {check.note}")
+        outcome.failure_class = outcome.record.failure_class = "infra"
+        outcome.record.status_reason += f"; the server changed under the phase ({check.note}): not the model's"
+        _save(plan, record)
 
 
 async def _run_phase(
@@ -278,6 +316,7 @@ def _finish(record: TrialRecord, status: TrialStatus, reason: str, failure: Fail
     record.status, record.status_reason, record.failure_class = status, reason, failure
     record.usage = sum((p.proxy_usage for p in record.phases), Usage())
     record.cost_usd = round(sum(p.cost_usd for p in record.phases), 6)
+    record.unpriced_calls = sum(p.unpriced_calls for p in record.phases)
     record.wall_s = round(sum(p.wall_s for p in record.phases), 3)
 
 

@@ -85,6 +85,18 @@ class Watchdog:
     def on_activity(self) -> None:
         self.last_activity = self.clock()
 
+    def on_requests(self, identical_run: int, identical_ok: int) -> None:
+        """The proxy's run of byte-identical requests: an agent re-sending the same conversation is stuck. When
+        the upstream answered them, that is a loop; when it failed them, an error streak (its class decides)."""
+        if identical_run < self.limits.loop_repeats:
+            return
+        if identical_ok >= identical_run - 1:
+            self._latch(Verdict("loop", f"the same request was sent {identical_run} times in a row and answered "
+                                        "each time (the agent makes no progress)"))
+        else:
+            self._latch(Verdict("errors", f"the same request was sent {identical_run} times in a row; the upstream "
+                                          f"failed {identical_run - identical_ok} of them"))
+
     def on_tokens(self, n: int) -> None:
         if n > 0:
             self.tokens.append((self.clock(), n))

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipbench.agents.base import Usage
+from shipbench.serving.base import ServingInfo
 
 TrialStatus = Literal[
     "pending",  # not started yet
@@ -36,6 +37,7 @@ FINISHED: frozenset[str] = frozenset(
      "budget_exceeded", "infra_error"}
 )
 FailureClass = Literal["none", "model", "infra"]
+UsageSource = Literal["upstream", "server_tokenizer", "estimate", "none"]
 
 
 class _Rec(BaseModel):
@@ -58,8 +60,12 @@ class LlmCallRecord(_Rec):
     upstream_provider: str | None = None  # who actually served it, when the upstream says (OpenRouter)
     status: int  # final HTTP status returned to the agent
     attempts: int = 1
-    error_class: str | None = None  # rate_limited | server_error | auth | bad_request | timeout | network | budget
+    error_class: str | None = None  # see proxy/retry.py ERROR_CLASSES
     usage: Usage = Field(default_factory=Usage)
+    # who counted `usage`: the upstream's own usage (None in records older than the field), the server's
+    # tokenizer (the upstream sent none), an estimate (no tokenizer reachable), or nobody ("none": flagged)
+    usage_source: UsageSource | None = None
+    finish_reason: str | None = None  # as the upstream said it (stop, length, tool_calls, end_turn, ...)
     cost_usd: float | None = None  # our price from the dated table (+ overrides)
     upstream_cost_usd: float | None = None  # cost the upstream reported, when it does
     price_source: str | None = None  # e.g. "genai-prices 0.2.3" or "suite override"
@@ -90,7 +96,11 @@ class PhaseRecord(_Rec):
     stream_usage: Usage = Field(default_factory=Usage)  # summed from the agent's own stream
     usage_disagreement: str | None = None  # set when proxy and stream differ
     llm_calls: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # the priced calls' cost; see unpriced_calls
+    unpriced_calls: int = 0  # answered calls with no known price: cost_usd understates, the report says "unknown"
+    usage_sources: dict[str, int] = Field(default_factory=dict)  # usage_source -> calls (see LlmCallRecord)
+    prefill_tokens_per_s: float | None = None  # streamed calls: prompt tokens / time to first byte
+    decode_tokens_per_s: float | None = None  # streamed calls: output tokens / (latency - time to first byte)
     models_served: dict[str, int] = Field(default_factory=dict)  # model as served -> calls
     tool_calls: dict[str, int] = Field(default_factory=dict)
     delegations: int = 0
@@ -135,6 +145,9 @@ class TrialRecord(_Rec):
     repeat: int
     replay: bool = False
     sandbox: SandboxRecord | None = None
+    serving: ServingInfo | None = None  # a self-hosted server: what it said about itself when the trial (re)started
+    serving_warmup_s: float | None = None  # the model load before the phases, timed apart from them
+    serving_events: list[str] = Field(default_factory=list)  # unloads / context drift seen between phases
     config: dict[str, object] = Field(default_factory=dict)  # snapshot of the suite entries used (no secrets)
     versions: Versions
     status: TrialStatus = "pending"
@@ -144,7 +157,8 @@ class TrialRecord(_Rec):
     updated_at: datetime
     phases: list[PhaseRecord] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # sum of the phases' priced calls; unknown when unpriced_calls > 0
+    unpriced_calls: int = 0
     wall_s: float = 0.0
     audit_score: int | None = None
     audit_tier: str | None = None

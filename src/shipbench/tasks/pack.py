@@ -58,6 +58,7 @@ class TaskSpec(_Strict):
     id: str
     title: str
     checks: str = "checks"
+    min_context_tokens: int = Field(default=32_768, gt=0)  # preflight refuses a model serving less
     phases: list[Phase] = Field(min_length=1)
     requirements: list[Requirement] = Field(min_length=1)
     rubyllm: dict[str, Any] = Field(default_factory=dict)
