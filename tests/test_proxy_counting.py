@@ -3,6 +3,7 @@ Also answers that are not answers: an empty 200 stream and a stream cut before i
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -193,3 +194,47 @@ def test_identical_requests_are_tracked(tmp_path: Path) -> None:
             assert env.lease.identical_run == 1
 
     run(body())
+
+
+def test_stream_without_usage_from_a_llama_cpp_python_persona_matches_its_own_counts(tmp_path: Path) -> None:
+    """Through the real serving backend (no injected tokenizer): the proxy's counts for a streamed answer without
+    usage equal what the same server reports for the same body answered whole."""
+    import aiohttp
+
+    from shipbench.agents.base import Usage
+    from shipbench.config import Budget
+    from shipbench.proxy import MeteringProxy, UpstreamTarget
+    from shipbench.replay.server import Fault, ReplayServer
+    from shipbench.replay.trajectory import HELLO_TRAJECTORY
+    from shipbench.store.records import LlmCallRecord
+
+    async def body() -> tuple[LlmCallRecord, dict[str, int], bytes]:
+        server = ReplayServer(HELLO_TRAJECTORY, fault=Fault(kind="no_stream_usage"), persona="llama-cpp-python")
+        url = await server.start()
+        proxy = MeteringProxy()
+        base = await proxy.start()
+        calls = tmp_path / "calls.jsonl"
+        lease = proxy.open_lease(trial_id="t", phase=1, budget=Budget(), calls_path=calls, upstream=UpstreamTarget(
+            provider="openai_compatible", base_url=url, serving_kind="llama-cpp-python"))
+        request = {"model": MODEL, "messages": [{"role": "system", "content": "Be brief."},
+                                                 {"role": "user", "content": "Say hello to the whole world."}]}
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.post(base + "/v1/chat/completions", headers={"Authorization": f"Bearer {lease.token}"},
+                                     json={**request, "stream": True, "stream_options": {"include_usage": True}}) as r:
+                    raw = await r.read()
+                async with http.post(url + "/v1/chat/completions", json=request) as r:
+                    truth = (await r.json())["usage"]
+        finally:
+            proxy.close_lease(lease)
+            await proxy.stop()
+            await server.stop()
+        [rec] = [LlmCallRecord.model_validate_json(line) for line in calls.read_text().splitlines()]
+        assert rec.usage != Usage()
+        return rec, truth, raw
+
+    rec, truth, raw = asyncio.run(body())
+    assert b'"usage"' not in raw  # the persona really streamed no usage
+    assert rec.usage_source == "server_tokenizer"
+    assert rec.usage.input_tokens == truth["prompt_tokens"]
+    assert abs(rec.usage.output_tokens - truth["completion_tokens"]) <= max(1, 0.01 * truth["completion_tokens"])

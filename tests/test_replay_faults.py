@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from shipbench.replay import Fault, ReplayServer
+from shipbench.replay.frames import prompt_bytes
 from shipbench.replay.trajectory import PhaseScript, Step, Trajectory
 
 TRAJ = Trajectory(
@@ -337,13 +338,15 @@ def test_persona_metadata_endpoints() -> None:
      ("vllm", "/tokenize", "prompt")],
 )
 def test_tokenize_counts_like_the_replay_usage(persona: str, path: str, field: str) -> None:
-    """The metering check: tokenizing a streamed-without-usage call's body gives the non-streamed usage."""
+    """The metering check: tokenizing the conversation of a call gives its non-streamed usage (a persona counts
+    the rendered conversation, not the request's other fields, like a real server)."""
     body = chat_usage_body(False)
+    conversation = prompt_bytes(json.loads(body))
 
     async def run(session: aiohttp.ClientSession, url: str, server: ReplayServer) -> tuple[int, int]:
         async with session.post(url + "/v1/chat/completions", data=body) as resp:
             usage = (await resp.json())["usage"]["prompt_tokens"]
-        async with session.post(url + path, json={field: body.decode(), "model": "m"}) as resp:
+        async with session.post(url + path, json={field: conversation.decode(), "model": "m"}) as resp:
             answer = await resp.json()
         return usage, answer["count"] if persona == "vllm" else len(answer["tokens"])
 

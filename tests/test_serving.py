@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from shipbench.replay import HELLO_TRAJECTORY, ReplayServer, load_trajectory
-from shipbench.replay.frames import ceil_quarter
+from shipbench.replay.frames import ceil_quarter, prompt_bytes
 from shipbench.serving import BACKENDS, get_backend, server_root
 from shipbench.serving.base import ServingBackend, quantization_of, template_id
 from shipbench.serving.ollama import default_ctx, full_name, keep_alive_value
@@ -62,7 +62,7 @@ def test_llama_cpp_backend_reads_props_models_and_tokenize() -> None:
             "models": await b.list_models(session, url),
             "ctx": await b.served_context(session, url, "m"),
             "info": await b.metadata(session, url, "m"),
-            "tokens": await b.tokenize(session, url, "m", body),
+            "tokens": await b.tokenize(session, url, "m", prompt_bytes(json.loads(body)).decode()),
             "usage": usage,
             "warm": await b.warmup(session, url, "m"),
             "loaded": await b.check_loaded(session, url, "m", None),
@@ -81,7 +81,7 @@ def test_llama_cpp_backend_reads_props_models_and_tokenize() -> None:
     )
     assert (info.n_ctx, info.native_context, info.flags["total_slots"]) == (8192, 32768, 1)
     assert info.chat_template is not None and info.chat_template.startswith("sha256:")
-    assert r["tokens"] == r["usage"]["prompt_tokens"] == ceil_quarter(len(body.encode()))
+    assert r["tokens"] == r["usage"]["prompt_tokens"] == ceil_quarter(len(prompt_bytes(json.loads(body))))
     assert r["warm"].problem is None and r["warm"].seconds >= 0 and r["loaded"] is None
 
 

@@ -161,3 +161,34 @@ def test_429_with_retry_after_then_success(tmp_path: Path) -> None:
     calls = [json.loads(line) for line in (trial_dir(tmp_path, record) / "phases/1/llm_calls.jsonl").open()]
     assert any(c["attempts"] > 1 and c["status"] == 200 for c in calls)
     assert (trial_dir(tmp_path, record) / "workspace" / "hello.txt").is_file()
+
+
+def test_opencode_against_a_server_whose_context_is_too_small_ends_as_infra_not_a_hot_loop(tmp_path: Path) -> None:
+    """llama-cpp-python answers a streamed prompt longer than n_ctx with HTTP 200 and an empty body; opencode took
+    that for "continue" and re-sent it ~141 times in 120 s, all recorded as successes. Now the proxy retries the
+    empty stream, then fails it (empty_stream): no call is counted as answered, and the trial is the server's."""
+    need("opencode")
+
+    async def go() -> tuple[TrialRecord, list[dict[str, object]]]:
+        server = ReplayServer(load_trajectory(BUNDLED_REPLAY_DIR / "hello.json"), persona="llama-cpp-python",
+                              n_ctx=512)
+        url = await server.start()
+        try:
+            config = hello_suite(tmp_path, "opencode", {
+                "id": "tiny", "model": "replay-model", "provider": "openai_compatible", "base_url": url,
+                "serving": {"kind": "llama-cpp-python", "warmup": False}, "context_window": 512})
+            (record,) = await run_suite(config, out=tmp_path / "out", progress=NullProgress(), environ={},
+                                        retry=FAST_RETRY, monitor_interval_s=0.25, handle_signals=False)
+        finally:
+            await server.stop()
+        return record, server.requests
+
+    record, requests = asyncio.run(go())
+    phase = record.phases[0]
+    assert record.failure_class == "infra", (record.status, record.status_reason)
+    assert record.status in ("provider_error", "infra_error"), record.status_reason
+    calls_file = next((tmp_path / "out").rglob("llm_calls.jsonl"))
+    calls = [json.loads(line) for line in calls_file.read_text().splitlines()]
+    assert calls and all(c["error_class"] == "empty_stream" and c["status"] == 502 for c in calls)
+    assert phase.usage_sources == {} and phase.proxy_usage.total == 0  # nothing answered, nothing counted
+    assert len(requests) < 60, f"{len(requests)} requests: a hot loop"

@@ -359,3 +359,74 @@ def test_a_fifo_left_in_the_workspace_never_hangs_the_run(tmp_path: Path, fake: 
     audit = json.loads((tmp_path / "out" / "t" / rec.trial_id / "audit.json").read_text(encoding="utf-8"))
     issues = {i["path"]: i["status"] for i in audit["file_issues"]}
     assert issues.get("app/models/pipe.rb") == "not_regular"
+
+
+def test_a_provider_outage_ends_as_infra_and_the_next_run_redoes_it(tmp_path: Path, fake: FakeAdapter) -> None:
+    """A server that is down or failing is not a result: the trial (any status, failure class infra) re-runs."""
+    from shipbench.proxy.retry import RetryPolicy
+    from shipbench.replay.server import Fault
+
+    async def go() -> tuple[TrialRecord, TrialRecord]:
+        server = ReplayServer(load_trajectory(BUNDLED_REPLAY_DIR / "hello.json"),
+                              fault=Fault(kind="status", status=503, times=1000))
+        url = await server.start()
+        try:
+            config = _config(tmp_path, {"one": "Phase one. FILE=one.txt"}, models=[
+                {"id": "rp", "model": "replay-model", "provider": "replay", "base_url": url}])
+            fake.modes = {"Phase one": "crash"}  # the agent gives up after the failed call
+            kw = dict(out=tmp_path / "out", progress=NullProgress(), monitor_interval_s=0.2, handle_signals=False,
+                      environ={}, retry=RetryPolicy(max_retries=0))
+            (first,) = await run_suite(config, **kw)  # type: ignore[arg-type]
+            server.fault = None
+            fake.modes = {}
+            (second,) = await run_suite(config, **kw)  # type: ignore[arg-type]
+        finally:
+            await server.stop()
+        return first, second
+
+    first, second = asyncio.run(go())
+    assert (first.status, first.failure_class) == ("provider_error", "infra")
+    assert not trial_mod.is_done(first) and not trial_mod.phase_done(first.phases[0])
+    assert (second.status, second.failure_class) == ("completed", "none")  # re-run by default, no --force
+    assert second.phases[0].status == "completed" and second.phases[0].llm_calls >= 1
+
+
+def test_a_self_hosted_server_is_described_warmed_and_checked_between_phases(
+    tmp_path: Path, fake: FakeAdapter
+) -> None:
+    """Ollama persona: the trial records the server, loads the model before phase one (timed apart); a model the
+    server unloaded mid-phase and reloaded through its OpenAI endpoint with the default context (Ollama's context
+    drift) is found before phase two and reloaded with num_ctx (recorded), never charged to the model."""
+    from shipbench.replay.server import ReplayServer as Server
+
+    async def go() -> tuple[TrialRecord, list[dict[str, object]]]:
+        server = Server(load_trajectory(BUNDLED_REPLAY_DIR / "hello.json"), persona="ollama", n_ctx=4096,
+                        native_ctx=40960, served_models=["replay-model"])
+        url = await server.start()
+        try:
+            serving = {"kind": "ollama", "num_ctx": 32768}
+            config = _config(tmp_path, models=[{"id": "ol", "model": "replay-model", "provider": "openai_compatible",
+                                                "base_url": url, "serving": serving}])
+            original = fake.invocation
+
+            def unload_during_phase_one(request: object) -> object:
+                if "Phase one" in request.prompt:  # type: ignore[attr-defined]
+                    server.loaded.clear()  # idle unload: the agent's next call reloads it with the default context
+                return original(request)  # type: ignore[arg-type]
+
+            fake.invocation = unload_during_phase_one  # type: ignore[method-assign, assignment]
+            (record,) = await run_suite(config, out=tmp_path / "out", progress=NullProgress(), monitor_interval_s=0.2,
+                                        handle_signals=False, environ={})
+        finally:
+            await server.stop()
+        return record, server.requests
+
+    record, requests = asyncio.run(go())
+    assert record.status == "completed"
+    assert record.serving is not None and record.serving.kind == "ollama" and record.serving.native_context == 40960
+    assert record.serving_warmup_s is not None and record.serving_warmup_s >= 0
+    warmups = [r for r in requests if r.get("path") == "/api/chat"]
+    assert warmups, "the model was never loaded before the phases"
+    assert len(warmups) == 2  # before phase one, and the reload before phase two
+    [event] = record.serving_events
+    assert event.startswith("before phase 2:") and "4096" in event and "32768" in event and "reloaded" in event

@@ -46,6 +46,17 @@ class TokenCounts:
         }
 
 
+# the request fields a chat template renders into the prompt (everything else: sampling, streaming, caps)
+PROMPT_FIELDS = ("system", "instructions", "messages", "input", "contents", "systemInstruction", "tools")
+
+
+def prompt_bytes(body: dict[str, Any]) -> bytes:
+    """What a real server's prompt count depends on: the conversation and the tools, not `stream` or `max_tokens`
+    (the persona servers count this, so the same conversation asked twice counts the same)."""
+    fields = {k: body[k] for k in PROMPT_FIELDS if k in body}
+    return json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
 def count_tokens(wire: Wire, body: bytes, output_text: str) -> TokenCounts:
     prompt = ceil_quarter(len(body))
     cache_read = prompt // 4 if wire == "anthropic" else 0

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shipbench.replay import personas
 from shipbench.replay.conversation import Conversation, Wire, infer_workdir, parse_request
-from shipbench.replay.frames import TokenCounts, ceil_quarter, count_tokens, error_body
+from shipbench.replay.frames import TokenCounts, ceil_quarter, count_tokens, error_body, prompt_bytes
 from shipbench.replay.personas import Persona
 from shipbench.replay.script import UNSCRIPTED_TEXT, Reply, ToolCall, decide, schema_instance
 from shipbench.replay.trajectory import Trajectory
@@ -158,7 +158,7 @@ class ReplayServer:
         if self._kind() == "tools_as_text" and reply.tool_call is not None:
             record["fault"] = "tools_as_text"
             reply = Reply(text=tool_call_text(reply.tool_call), phase=reply.phase, step=reply.step)
-        tokens = count_tokens(wire, raw, reply.output_text)
+        tokens = count_tokens(wire, self._prompt_source(raw, body), reply.output_text)
         record.update(
             tools=[t.name for t in conv.tools],
             workspace=workspace,
@@ -187,11 +187,16 @@ class ReplayServer:
             return None
         return self.n_ctx
 
+    def _prompt_source(self, raw: bytes, body: dict[str, Any] | None) -> bytes:
+        """What the prompt count is taken from: a persona counts the conversation like a real server (see
+        frames.prompt_bytes); the plain replay counts the raw body, as it always did."""
+        return prompt_bytes(body) if self.persona is not None and body is not None else raw
+
     async def _context_refusal(
         self, wire: Wire, raw: bytes, model: str, stream: bool, request: web.Request, record: dict[str, Any]
     ) -> web.StreamResponse | None:
         limit = self._context_limit(model)
-        prompt = ceil_quarter(len(raw))
+        prompt = ceil_quarter(len(self._prompt_source(raw, _json_object(raw))))
         if limit is None or prompt <= limit:
             return None
         record.update(fault="context", reported_prompt_tokens=prompt)
@@ -420,6 +425,14 @@ def _forced_tool(wire: Wire, body: dict[str, Any], conv: Conversation, reply: Re
     schema = {"type": "object", "properties": spec.properties, "required": list(spec.required)}
     args = schema_instance(schema)
     return Reply(tool_call=ToolCall(spec.name, args if isinstance(args, dict) else {}))
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def _retry_after(seconds: float) -> str:
