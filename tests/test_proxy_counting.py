@@ -238,3 +238,39 @@ def test_stream_without_usage_from_a_llama_cpp_python_persona_matches_its_own_co
     assert rec.usage_source == "server_tokenizer"
     assert rec.usage.input_tokens == truth["prompt_tokens"]
     assert abs(rec.usage.output_tokens - truth["completion_tokens"]) <= max(1, 0.01 * truth["completion_tokens"])
+
+
+def test_an_upstream_that_hangs_up_after_the_finish_still_delivers_the_whole_answer(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with proxy_env(tmp_path, provider="openai_compatible") as env:
+            frames = stream_without_usage()
+            env.up.queue.append(Scripted(events=[*frames, b"data: {}\n\n"], break_after=len(frames)))
+            status, data = await env.send("openai_chat", True)
+            assert status == 200 and data == b"".join(frames)  # the held end (finish, [DONE]) reached the agent
+            [rec] = env.records()
+            assert rec.error_class is None and rec.finish_reason == "stop" and rec.usage_source == "estimate"
+            assert rec.usage.output_tokens > 0
+
+    run(body())
+
+
+def test_an_empty_stream_from_a_self_hosted_server_gets_its_whole_answer_error(tmp_path: Path) -> None:
+    """llama-cpp-python streams nothing for a prompt over its context, but refuses it whole with a 400: the agent
+    gets that 400 (it can compact), and the call is the agent's request error, as without streaming."""
+    overflow = {"error": {"message": "This model's maximum context length is 4096 tokens. However, you requested "
+                                     "5036 tokens", "type": "invalid_request_error", "code": "context_length_exceeded"}}
+
+    async def body() -> None:
+        async with proxy_env(tmp_path, provider="openai_compatible", serving_kind="llama-cpp-python") as env:
+            env.up.queue.extend([Scripted(events=[]), Scripted(status=400, body=overflow)])
+            status, data = await env.send("openai_chat", True)
+            assert status == 400 and json.loads(data) == overflow
+            [rec] = env.records()
+            assert rec.error_class == "bad_request" and rec.status == 400 and rec.attempts == 1
+            reask = env.up.requests[1].json()
+            assert reask["stream"] is False and reask["max_tokens"] == 1
+            env.up.queue.extend([Scripted(events=[]), Scripted(events=stream_without_usage())])  # a glitch: retried
+            status, _ = await env.send("openai_chat", True)
+            assert status == 200 and env.records()[-1].attempts == 2
+
+    run(body())

@@ -152,7 +152,8 @@ def test_ollama_backend_context_warmup_and_load_checks() -> None:
     assert r["warm"].problem is None
     assert r["chat_body"]["keep_alive"] == -1 and r["chat_body"]["options"] == {"num_predict": 1, "num_ctx": 32768}
     assert r["loaded"] is None
-    assert r["drift"].endswith("model m is loaded with a 32768-token context, not num_ctx 65536")
+    assert "model m is loaded with a 32768-token context, not num_ctx 65536" in r["drift"]
+    assert "OLLAMA_CONTEXT_LENGTH=65536" in r["drift"]
     info = r["info"]
     assert (info.version, info.quantization, info.format, info.n_ctx, info.native_context) == (
         "0.12.6",

@@ -394,39 +394,45 @@ def test_a_provider_outage_ends_as_infra_and_the_next_run_redoes_it(tmp_path: Pa
 def test_a_self_hosted_server_is_described_warmed_and_checked_between_phases(
     tmp_path: Path, fake: FakeAdapter
 ) -> None:
-    """Ollama persona: the trial records the server, loads the model before phase one (timed apart); a model the
-    server unloaded mid-phase and reloaded through its OpenAI endpoint with the default context (Ollama's context
-    drift) is found before phase two and reloaded with num_ctx (recorded), never charged to the model."""
+    """Ollama persona: the trial loads the model before phase one (timed apart, no per-request options), records
+    the server, and a model the server unloaded between phases is reloaded (recorded), never charged to the model;
+    a server that serves another context than num_ctx is a configuration problem, said before any phase runs."""
     from shipbench.replay.server import ReplayServer as Server
 
-    async def go() -> tuple[TrialRecord, list[dict[str, object]]]:
-        server = Server(load_trajectory(BUNDLED_REPLAY_DIR / "hello.json"), persona="ollama", n_ctx=4096,
+    async def go(served_ctx: int) -> tuple[TrialRecord, list[dict[str, object]]]:
+        server = Server(load_trajectory(BUNDLED_REPLAY_DIR / "hello.json"), persona="ollama", n_ctx=served_ctx,
                         native_ctx=40960, served_models=["replay-model"])
         url = await server.start()
+        out = tmp_path / f"out-{served_ctx}"
+
+        async def unload_after_phase_one() -> None:  # an idle unload between the phases
+            while not any(out.rglob("one.txt")):
+                await asyncio.sleep(0.05)
+            server.loaded.clear()
+
+        watcher = asyncio.create_task(unload_after_phase_one())
         try:
             serving = {"kind": "ollama", "num_ctx": 32768}
             config = _config(tmp_path, models=[{"id": "ol", "model": "replay-model", "provider": "openai_compatible",
                                                 "base_url": url, "serving": serving}])
-            original = fake.invocation
-
-            def unload_during_phase_one(request: object) -> object:
-                if "Phase one" in request.prompt:  # type: ignore[attr-defined]
-                    server.loaded.clear()  # idle unload: the agent's next call reloads it with the default context
-                return original(request)  # type: ignore[arg-type]
-
-            fake.invocation = unload_during_phase_one  # type: ignore[method-assign, assignment]
-            (record,) = await run_suite(config, out=tmp_path / "out", progress=NullProgress(), monitor_interval_s=0.2,
+            (record,) = await run_suite(config, out=out, progress=NullProgress(), monitor_interval_s=0.2,
                                         handle_signals=False, environ={})
         finally:
+            watcher.cancel()
             await server.stop()
         return record, server.requests
 
-    record, requests = asyncio.run(go())
-    assert record.status == "completed"
+    record, requests = asyncio.run(go(32768))  # the server is started with OLLAMA_CONTEXT_LENGTH=32768
+    assert record.status == "completed", record.status_reason
     assert record.serving is not None and record.serving.kind == "ollama" and record.serving.native_context == 40960
     assert record.serving_warmup_s is not None and record.serving_warmup_s >= 0
     warmups = [r for r in requests if r.get("path") == "/api/chat"]
-    assert warmups, "the model was never loaded before the phases"
     assert len(warmups) == 2  # before phase one, and the reload before phase two
     [event] = record.serving_events
-    assert event.startswith("before phase 2:") and "4096" in event and "32768" in event and "reloaded" in event
+    assert event.startswith("before phase 2:") and "not loaded" in event and "reloaded" in event
+    assert all(p.failure_class == "none" for p in record.phases)
+
+    wrong, requests = asyncio.run(go(4096))  # Ollama's default context: num_ctx cannot be set per request
+    assert (wrong.status, wrong.failure_class) == ("infra_error", "infra")
+    assert "4096-token context, not num_ctx 32768" in wrong.status_reason
+    assert "OLLAMA_CONTEXT_LENGTH=32768" in wrong.status_reason and not wrong.phases  # no phase ran

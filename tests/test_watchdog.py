@@ -217,7 +217,9 @@ def test_identical_requests_answered_are_a_loop_and_failed_ones_an_error_streak(
     wd.on_requests(4, 4)
     verdict = wd.check()
     assert verdict is not None and verdict.kind == "loop" and "4 times" in verdict.detail
-    failing = Watchdog(Limits(loop_repeats=4), clock=clock)
-    failing.on_requests(5, 1)  # an empty 200 stream, re-sent: the upstream's failure, not a model loop
+    failing = Watchdog(Limits(loop_repeats=4, max_consecutive_errors=6), clock=clock)
+    failing.on_requests(5, 1)  # a client retrying a failing call: below the error limit, no verdict yet
+    assert failing.check() is None
+    failing.on_requests(6, 1)  # an empty 200 stream, re-sent: the upstream's failure, not a model loop
     verdict = failing.check()
-    assert verdict is not None and verdict.kind == "errors" and "failed 4" in verdict.detail
+    assert verdict is not None and verdict.kind == "errors" and "failed 5" in verdict.detail

@@ -134,6 +134,10 @@ def run(
     no_preflight: Annotated[
         bool, typer.Option("--no-preflight", help="Skip the preflight checks of the models (see `preflight`).")
     ] = False,
+    executor: Annotated[
+        str | None, typer.Option(help="local (this machine) or ray (one Ray task per trial); default: the suite's.")
+    ] = None,
+    ray_address: Annotated[str | None, typer.Option(help="The Ray cluster to join (executor ray).")] = None,
 ) -> None:
     """Run (or resume) a suite: real agent CLIs, metered through the local proxy, audited, indexed.
 
@@ -147,11 +151,11 @@ def run(
     from rich.markup import escape
 
     from shipbench.config import ConfigError
-    from shipbench.runner.command import DEMO_SUITE, load_suite_file, run_command
+    from shipbench.runner.command import DEMO_SUITE, load_suite_file, run_command, with_executor
 
     sources = _gem_sources_with_hints(gem_source)
     try:
-        config = load_suite_file(suite or DEMO_SUITE)
+        config = with_executor(load_suite_file(suite or DEMO_SUITE), executor, ray_address)
         code = run_command(config, out=out, console=_console(), only_agent=agent, only_model=model,
                            repeats=repeats, jobs=jobs, force=set(force or []), gem_sources=sources,
                            preflight=not no_preflight)
@@ -331,9 +335,10 @@ def api_index(
 
 @app.command()
 def report(
-    results_dir: Annotated[Path, typer.Argument(help="Results dir: one suite or many (default: results).")] = Path(
-        "results"
-    ),
+    ctx: typer.Context,
+    results: Annotated[
+        str, typer.Argument(help="Results dir or fsspec URL (s3://bucket/prefix): one suite or many.")
+    ] = "results",
     html_dir: Annotated[Path | None, typer.Option("--html", help="Write the HTML report into this directory.")] = None,
     md_path: Annotated[Path | None, typer.Option("--md", help="Write the Markdown leaderboard here.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the aggregated leaderboard JSON.")] = None,
@@ -342,11 +347,15 @@ def report(
         typer.Option("--import", help="Reference-harness result.json file or dir: unaudited historical rows."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap (same seed, same report).")] = 20240601,
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="With a URL: mirror the results here (default: a temp dir).")
+    ] = None,
 ) -> None:
     """Leaderboard with intervals from trial dirs: Markdown (stdout by default), JSON, HTML."""
     from shipbench.report.build import build_report, html_renderer
     from shipbench.report.markdown import render_markdown as render_board_md
 
+    results_dir = _report_results(ctx, results, cache)
     if not results_dir.is_dir():
         raise _fail(f"{results_dir}: no such directory")
     for path in imports or []:
@@ -371,6 +380,26 @@ def report(
         f"{t['skipped']} skipped, {t['problems']} not fully read, {t['configurations']} configurations",
         highlight=False,
     )
+
+
+def _report_results(ctx: typer.Context, location: str, cache: Path | None) -> Path:
+    """The local results dir for `report`: the path itself, or a mirror of an fsspec URL (removed on exit)."""
+    from rich.markup import escape
+
+    from shipbench.store.remote import RemoteResults, RemoteStoreError, is_url
+
+    if not is_url(location):
+        return Path(location)
+    if cache is None:
+        import tempfile
+
+        tmp = tempfile.TemporaryDirectory(prefix="shipbench-report-")
+        ctx.call_on_close(tmp.cleanup)
+        cache = Path(tmp.name)
+    try:
+        return RemoteResults.open(location).mirror_for_report("", cache)
+    except RemoteStoreError as exc:
+        raise _fail(escape(str(exc))) from None
 
 
 def _print_read_problems(board: Leaderboard) -> None:

@@ -146,6 +146,18 @@ class AgentConfig(_C):
     prompt_variant: Component | None = None  # task prompt variant (e.g. "delegate"): <stem>.<variant>.md
 
 
+class ExecutorConfig(_C):
+    """Where trials run: `local` (this machine, --jobs at once) or `ray` (one Ray task per trial, see
+    shipbench.cluster); the resources are what each trial asks of the node that takes it."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None  # ray: the cluster to join (None: RAY_ADDRESS, else a local Ray started for the run)
+    cpus_per_trial: float = Field(default=1.0, gt=0)
+    memory_gb: float | None = Field(default=None, gt=0)
+    resources: dict[str, float] = Field(default_factory=dict)  # custom node resources, e.g. {"agent_slot": 1}
+    max_retries: int = Field(default=1, ge=0)  # a trial whose node was lost runs again elsewhere this many times
+
+
 class SuiteConfig(_C):
     name: Annotated[str, AfterValidator(_suite_name)]  # the results directory <out>/<name>
     task: str = "rails-chat"
@@ -157,6 +169,7 @@ class SuiteConfig(_C):
     limits: Limits = Field(default_factory=Limits)
     budget: Budget = Field(default_factory=Budget)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     provider_concurrency: dict[str, int] = Field(default_factory=dict)
 
     @field_validator("models")
@@ -168,6 +181,9 @@ class SuiteConfig(_C):
         for m in models:
             if m.provider == "openai_compatible" and not m.base_url:
                 raise ValueError(f"model {m.id!r}: provider openai_compatible needs base_url")
+            if m.serving is not None and m.provider != "openai_compatible":
+                raise ValueError(f"model {m.id!r}: [models.serving] describes a self-hosted server: it needs "
+                                 f"provider = \"openai_compatible\" (not {m.provider})")
         return models
 
 

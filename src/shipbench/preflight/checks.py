@@ -33,6 +33,7 @@ from shipbench.preflight.report import CheckStatus, ModelPreflight, PreflightChe
 from shipbench.preflight.requests import (
     WIRE_NAMES,
     answer_parts,
+    cut_short,
     filler,
     is_listed,
     listed_models,
@@ -341,9 +342,12 @@ def _hint(ctx: _Ctx) -> str:
     return f"; {ctx.backend.capabilities.kind}: {ctx.backend.capabilities.tool_call_hint}" if ctx.backend else ""
 
 
+TOOL_PROBE_TOKENS = 1024  # room for a reasoning model to think before it calls the tool
+
+
 async def _tools(ctx: _Ctx, session: aiohttp.ClientSession, wire: WireApi) -> None:
     started = time.monotonic()
-    answer, path = await _post(ctx, session, wire, ctx.timeouts.request_s, tool=True, max_tokens=256)
+    answer, path = await _post(ctx, session, wire, ctx.timeouts.request_s, tool=True, max_tokens=TOOL_PROBE_TOKENS)
     at, check_id = f"{ctx.label} at {ctx.base} ({wire})", f"tools:{wire}"
     parts = answer_parts(wire, answer.data) if answer.ok else None
     if parts is None:
@@ -353,6 +357,10 @@ async def _tools(ctx: _Ctx, session: aiohttp.ClientSession, wire: WireApi) -> No
     names, text = parts
     if names:
         ctx.add(check_id, "passed", f"structured tool call: {names[0]}", started)
+        return
+    if cut_short(wire, answer.data) and not looks_like_text_call(text):
+        ctx.add(check_id, "skipped", f"inconclusive: the answer reached its {TOOL_PROBE_TOKENS}-token cap before "
+                                     "any call (a reasoning model thinking first)", started)
         return
     if looks_like_text_call(text):
         detail = f"{at}: tool calls come back as text: this server/chat template cannot drive an agent{_hint(ctx)}"

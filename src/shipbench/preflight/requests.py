@@ -127,10 +127,12 @@ def wire_request(
     path = WIRE_PATHS[wire].format(model=model)
     body: dict[str, Any]
     if wire == "openai_chat":
+        # OpenAI's reasoning models refuse `max_tokens` (400: use max_completion_tokens); other servers read max_tokens
+        cap = "max_completion_tokens" if provider == "openai" else "max_tokens"
         body = {
             "model": model,
             "messages": [{"role": "user", "content": text}],
-            "max_tokens": max_tokens,
+            cap: max_tokens,
             "stream": False,
         }
         if tool:
@@ -166,6 +168,21 @@ def wire_request(
             body["toolConfig"] = {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [TOOL_NAME]}}
     headers = {"Content-Type": "application/json", **auth_headers(provider, key, wire)}
     return Prepared("POST", upstream_url(base_url, path, []), path, headers, body)
+
+
+def cut_short(wire: WireApi, data: Any) -> bool:
+    """The answer stopped at its token cap (a reasoning model can spend a small cap before it calls anything)."""
+    if not isinstance(data, dict):
+        return False
+    if wire == "openai_chat":
+        choices = _dicts(data.get("choices"))
+        return bool(choices) and choices[0].get("finish_reason") == "length"
+    if wire == "openai_responses":
+        return data.get("status") == "incomplete"
+    if wire == "anthropic_messages":
+        return data.get("stop_reason") == "max_tokens"
+    candidates = _dicts(data.get("candidates"))
+    return bool(candidates) and candidates[0].get("finishReason") == "MAX_TOKENS"
 
 
 def filler(tokens: int) -> str:

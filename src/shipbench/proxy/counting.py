@@ -54,9 +54,10 @@ def reask_body(body: bytes) -> bytes | None:
     return json.dumps(obj).encode("utf-8")
 
 
-async def server_prompt_tokens(session: aiohttp.ClientSession, url: str, headers: dict[str, str],
-                               body: bytes) -> int | None:
-    """The server's own prompt count for `body`, from a non-streamed one-token answer to the same request."""
+async def reask(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], body: bytes
+) -> tuple[int, bytes] | None:
+    """The same request asked whole for one token: (status, body), None when the server gave no HTTP answer."""
     again = reask_body(body)
     if again is None:
         return None
@@ -65,14 +66,30 @@ async def server_prompt_tokens(session: aiohttp.ClientSession, url: str, headers
     try:
         async with session.post(url, data=again, headers=sent,
                                 timeout=aiohttp.ClientTimeout(total=COUNT_TIMEOUT_S)) as resp:
-            if resp.status >= 300:
-                return None
-            data: Any = await resp.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+            return resp.status, await resp.read()
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return None
+
+
+async def server_prompt_tokens(session: aiohttp.ClientSession, url: str, headers: dict[str, str],
+                               body: bytes) -> int | None:
+    """The server's own prompt count for `body`, from a non-streamed one-token answer to the same request."""
+    answer = await reask(session, url, headers, body)
+    if answer is None or answer[0] >= 300:
+        return None
+    try:
+        data: Any = json.loads(answer[1])
+    except ValueError:
         return None
     usage = data.get("usage") if isinstance(data, dict) else None
     value = usage.get("prompt_tokens") if isinstance(usage, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def estimate(meter: Meter, body: bytes) -> Counted:
+    """The estimate alone (no request): what a call cancelled while it was being counted records."""
+    usage = Usage(input_tokens=estimate_tokens(len(body)), output_tokens=estimate_tokens(meter.output_chars))
+    return Counted(usage, "estimate" if usage.total else "none")
 
 
 async def count_missing(

@@ -5,7 +5,9 @@ is decoded for usage; no retry happens once a byte was relayed (the response is 
 first upstream chunk); the per-provider limiter is held during an attempt, never during a backoff
 sleep; the real key is redacted from every body we relay whole and from every message we generate; a metered
 stream that answers 200 with no byte at all is retried like a 5xx, then failed as `empty_stream` (an agent must
-never take it for an answer); a metered stream that ends without a finish reason is marked `truncated_stream`.
+never take it for an answer; a self-hosted server is first asked the request whole, and its error, e.g. the 400 of
+a context overflow, is the answer); a metered stream that ends without a finish reason is marked
+`truncated_stream`, and one whose connection drops after its finish reason is a whole answer.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Call:
     # run once the whole answer is in and before its end reaches the agent (a stream's bytes from its finish
     # reason on are held until then), so a call is metered before the agent can act on it
     on_answer: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
+    # an empty 200 stream: the same request asked whole; its (status >= 400, body) when it failed, else None
+    diagnose: Callable[[], Awaitable[tuple[int, bytes] | None]] | None = field(default=None, repr=False)
 
     def redact(self, data: bytes) -> bytes:
         if self.secret and self.secret.encode() in data:
@@ -132,23 +136,24 @@ async def _relay_stream(request: web.Request, up: aiohttp.ClientResponse, call: 
                         last: bool) -> web.StreamResponse:
     decoder = SseDecoder()
     resp = web.StreamResponse(status=up.status, headers=response_headers(up.headers.items()))
-    held: list[bytes] = []  # the answer's end, kept until it is metered
+    held: list[bytes] = []  # the answer's end (from its finish reason on), kept until it is metered
     try:
-        async for chunk in up.content.iter_any():
-            if not chunk:
-                continue
-            await _start(request, resp, call)
-            _meter_chunk(call.meter, decoder, chunk)
-            if held or (call.meter is not None and call.meter.finished):
-                held.append(chunk)
-            else:
-                await _write(resp, chunk)
+        try:
+            async for chunk in up.content.iter_any():
+                if not chunk:
+                    continue
+                await _start(request, resp, call)
+                _meter_chunk(call.meter, decoder, chunk)
+                if held or (call.meter is not None and call.meter.finished):
+                    held.append(chunk)
+                else:
+                    await _write(resp, chunk)
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            if call.meter is None or not call.meter.finished:
+                raise  # forward() decides: retried when nothing was relayed, else the stream's error class
+            # the upstream hung up after the answer's finish: the answer is whole, keep it
         if call.response is None and call.meter is not None:  # HTTP 200 and not one byte: no answer at all
-            if not last:
-                raise _Retry(policy.delay(call.attempts, None))
-            return _fail(call, "empty_stream", f"the upstream answered HTTP {up.status} with an empty stream "
-                                               f"{call.attempts} time(s) (a local server does this when the prompt "
-                                               "exceeds its context window)")
+            return await _empty_stream(call, up.status, policy, last)
         await _start(request, resp, call)  # an unmetered empty stream still gets the upstream's status and headers
         for event in decoder.close():
             if call.meter is not None:
@@ -163,6 +168,21 @@ async def _relay_stream(request: web.Request, up: aiohttp.ClientResponse, call: 
     except _AgentGone:
         call.error_class = "client_closed"  # the agent went away (e.g. killed by a watchdog)
     return resp
+
+
+async def _empty_stream(call: Call, status: int, policy: RetryPolicy, last: bool) -> web.StreamResponse:
+    """An empty 200 stream: a self-hosted server is asked the same request whole, whose error (a context overflow
+    is a 400 there) is what the agent gets, as it would without streaming; else retried, then failed."""
+    answer = await call.diagnose() if call.diagnose is not None else None
+    if answer is not None:
+        call.status, body = answer
+        call.error_class = classify_status(call.status)
+        return web.Response(status=call.status, body=call.redact(body), content_type="application/json")
+    if not last:
+        raise _Retry(policy.delay(call.attempts, None))
+    return _fail(call, "empty_stream", f"the upstream answered HTTP {status} with an empty stream "
+                                       f"{call.attempts} time(s) (a local server does this when the prompt "
+                                       "exceeds its context window)")
 
 
 class _AgentGone(Exception):

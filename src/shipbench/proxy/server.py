@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from aiohttp import web
 
 from shipbench.agents.base import Usage, WireApi
 from shipbench.config import PROVIDER_WIRES, Budget
-from shipbench.proxy.counting import Counted, count_missing, server_prompt_tokens
+from shipbench.proxy.counting import Counted, count_missing, estimate, reask, server_prompt_tokens
 from shipbench.proxy.forward import Call, forward
 from shipbench.proxy.pricing import price_call
 from shipbench.proxy.retry import RetryPolicy
@@ -142,16 +143,21 @@ class MeteringProxy:
             return await self._forward(request, call, lease)
         return await self._metered(request, lease, call, info.model, info.stream)
 
-    def _server_tokenizer(self, kind: str, base_url: str, model: str) -> Callable[[str], Awaitable[int | None]] | None:
-        """The serving backend's own tokenize endpoint (None for a kind that has none)."""
+    def _server_tokenizer(self, kind: str, base_url: str, model: str, *,
+                          key: str | None = None) -> Callable[[str], Awaitable[int | None]] | None:
+        """The serving backend's own tokenize endpoint (None for a kind that has none); a server started with an
+        API key gets it as a Bearer token."""
         if kind not in BACKENDS or self._session is None:
             return None
-        backend, session = BACKENDS[kind], self._session
+        backend, shared = BACKENDS[kind], self._session
         if not backend.capabilities.tokenizes:
             return None
 
         async def tokenize(text: str) -> int | None:
-            return await backend.tokenize(session, base_url, model, text)
+            if not key:
+                return await backend.tokenize(shared, base_url, model, text)
+            async with aiohttp.ClientSession(trust_env=False, headers={"Authorization": f"Bearer {key}"}) as session:
+                return await backend.tokenize(session, base_url, model, text)
 
         return tokenize
 
@@ -190,9 +196,12 @@ class MeteringProxy:
             nonlocal counted, latency_ms
             latency_ms = (time.monotonic() - call.started) * 1000.0
             if _answered(call) and not _has_usage(call.meter):
+                counted = estimate(call.meter or Meter(call.wire), call.body)  # kept if counting is cancelled
                 counted = await self._count(lease, call, model)
 
         call.on_answer = on_answer
+        if lease.upstream.serving_kind is not None and call.wire == "openai_chat":
+            call.diagnose = partial(self._diagnose, call)
         reason = lease.check_budget()
         task = asyncio.current_task()
         tasks = self._inflight.setdefault(lease.token, set())
@@ -215,12 +224,18 @@ class MeteringProxy:
             self._record(lease, call, started_at=started_at, path=request.rel_url.path, model=model, stream=stream,
                          counted=counted, latency_ms=latency_ms)
 
+    async def _diagnose(self, call: Call) -> tuple[int, bytes] | None:
+        """Why a self-hosted server streamed nothing: its whole answer to the same request, when that is an error."""
+        assert self._session is not None
+        answer = await reask(self._session, call.url, call.headers, call.body)
+        return answer if answer is not None and answer[0] >= 400 else None
+
     async def _count(self, lease: Lease, call: Call, model: str | None) -> Counted:
         """Usage for an answered call without any: the self-hosted server's own counts, else an estimate."""
         assert call.meter is not None and self._session is not None
         up, session = lease.upstream, self._session
         self_hosted = up.serving_kind is not None
-        factory = self._tokenizer or self._server_tokenizer
+        factory = self._tokenizer or partial(self._server_tokenizer, key=up.api_key)
         tokenize = factory(up.serving_kind, up.base_url, model or "") if up.serving_kind is not None else None
 
         async def prompt() -> int | None:

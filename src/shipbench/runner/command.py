@@ -18,10 +18,12 @@ from rich.console import Console
 
 from shipbench.config import ConfigError, SuiteConfig, load_suite
 from shipbench.preflight import PreflightReport, raise_for_failures, run_preflight
+from shipbench.runner.plan import TrialPlan
 from shipbench.runner.progress import LiveProgress, make_progress, summary_table
 from shipbench.runner.suite import SuiteRun, prepared_run, run_suite
+from shipbench.runner.trial import is_done
 from shipbench.store.layout import SuitePaths
-from shipbench.store.records import TrialRecord
+from shipbench.store.records import TrialRecord, load_trial
 
 BUNDLED_SUITES = Path(__file__).resolve().parents[1] / "suites"
 DEMO_SUITE = BUNDLED_SUITES / "demo.toml"
@@ -38,20 +40,45 @@ def load_suite_file(path: Path) -> SuiteConfig:
     return config
 
 
+def _finished(plan: TrialPlan) -> bool:
+    """The trial's result is on disk already (the run will skip it)."""
+    try:
+        return is_done(load_trial(plan.paths.record))
+    except (OSError, ValueError):
+        return False
+
+
+def with_executor(config: SuiteConfig, kind: str | None, address: str | None) -> SuiteConfig:
+    """The suite with the CLI's --executor / --ray-address applied (a bad kind is a ConfigError)."""
+    if kind is None and address is None:
+        return config
+    if kind not in (None, "local", "ray"):
+        raise ConfigError(f"--executor {kind!r}: use local or ray")
+    update: dict[str, object] = {}
+    if kind is not None:
+        update["kind"] = kind
+    if address is not None:
+        update["address"] = address
+        update.setdefault("kind", "ray")
+    executor = config.executor.model_copy(update=update)
+    return config.model_copy(update={"executor": executor})
+
+
 def preflight_run(config: SuiteConfig, prepared: SuiteRun, console: Console) -> PreflightReport | None:
     """Preflight the models and agents of the run's plans; write preflight.json when it passes, else raise the
     ConfigError listing the failures. None when there is nothing to check (no plans, or only replay models)."""
-    if not prepared.plans:
+    plans = [p for p in prepared.plans if p.force or not _finished(p)]  # a resumed run asks only what will run
+    if not plans:
         return None
-    agents = list(dict.fromkeys(p.agent.name for p in prepared.plans))
-    models = list({p.model.id: p.model for p in prepared.plans}.values())
+    agents = list(dict.fromkeys(p.agent.name for p in plans))
+    models = list({p.model.id: p.model for p in plans}.values())
     if all(m.provider == "replay" for m in models):
         return None  # the harness's own upstream: nothing to ask anyone
 
     def line(text: str) -> None:
         console.print(text, highlight=False, markup=False, soft_wrap=True)
 
-    report = asyncio.run(run_preflight(config, min_context_tokens=prepared.plans[0].task.spec.min_context_tokens,
+    report = asyncio.run(run_preflight(config, min_context_tokens=plans[0].task.spec.min_context_tokens,
                                        agents=agents, models=models, progress=line))
     raise_for_failures(report)
     prepared.paths.root.mkdir(parents=True, exist_ok=True)
@@ -64,6 +91,21 @@ def served_contexts(report: PreflightReport | None) -> dict[str, int]:
     if report is None:
         return {}
     return {m.model_id: m.served_context for m in report.models if m.served_context}
+
+
+def _on_ray(config: SuiteConfig, prepared: SuiteRun, *, out: str, console: Console, only_agent: str | None,
+            only_model: str | None, repeats: int | None, jobs: int | None, force: set[str] | None,
+            gem_sources: dict[str, Path] | None, served: dict[str, int]) -> list[TrialRecord]:
+    """The same plans on a Ray cluster (shipbench.cluster); the index is rebuilt from the results afterwards."""
+    from shipbench.cluster import RayRun, run_on_ray
+    from shipbench.store.index import rebuild_index
+
+    run = RayRun(config=config, plans=prepared.plans, out=out, only_agent=only_agent, only_model=only_model,
+                 repeats=repeats, force=frozenset(force or ()), jobs=jobs,
+                 gem_sources={k: str(v) for k, v in (gem_sources or {}).items()}, served_context=served)
+    records = run_on_ray(run, console)
+    rebuild_index(prepared.paths)
+    return records
 
 
 def exit_code(records: list[TrialRecord]) -> int:
@@ -97,13 +139,18 @@ def run_command(
         report = preflight_run(config, prepared, console) if preflight else None
         console.print(f"shipbench run: suite {config.name!r} task {config.task!r} -> {out / config.name}{label}",
                       highlight=False)
-        progress = make_progress(console)
-        live = progress if isinstance(progress, LiveProgress) else contextlib.nullcontext()
-        with live:
-            records = asyncio.run(
-                run_suite(config, out=out, jobs_override=jobs, console=console, progress=progress,
-                          gem_sources=gem_sources, prepared=prepared, served_context=served_contexts(report))
-            )
+        if config.executor.kind == "ray":
+            records = _on_ray(config, prepared, out=str(out), console=console, only_agent=only_agent,
+                              only_model=only_model, repeats=repeats, jobs=jobs, force=force,
+                              gem_sources=gem_sources, served=served_contexts(report))
+        else:
+            progress = make_progress(console)
+            live = progress if isinstance(progress, LiveProgress) else contextlib.nullcontext()
+            with live:
+                records = asyncio.run(
+                    run_suite(config, out=out, jobs_override=jobs, console=console, progress=progress,
+                              gem_sources=gem_sources, prepared=prepared, served_context=served_contexts(report))
+                )
     console.print(summary_table(records, f"{config.name}: {len(records)} trials{label}"))
     interrupted = [r.trial_id for r in records if r.status in ("running", "pending")]
     if interrupted:
@@ -118,4 +165,4 @@ def run_command(
     return exit_code(records)
 
 
-__all__ = ["DEMO_SUITE", "ConfigError", "exit_code", "load_suite_file", "run_command"]
+__all__ = ["DEMO_SUITE", "ConfigError", "exit_code", "load_suite_file", "run_command", "with_executor"]

@@ -152,7 +152,7 @@ async def _run(plan: TrialPlan, env: RunEnv, record: TrialRecord) -> TrialRecord
 
 async def _execute(plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: Redactor) -> None:
     adapter, binary, upstream = await _prepare(plan, env, record, redactor)
-    await _start_server(plan, record)
+    await _start_server(plan, record, upstream.api_key)
     finished = {p.id: p for p in record.phases if phase_done(p)}
     await _prepare_workspace(plan, record, finished, git_wrap(plan, env))
     session: str | None = None
@@ -165,10 +165,10 @@ async def _execute(plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: 
             await asyncio.to_thread(kill_marked, plan.marker(phase.n))  # left running by a crashed earlier run?
             resume = session if (plan.agent.continue_session and adapter.capabilities.continues_session) else None
             ctx = PhaseContext(adapter, binary, upstream, redactor, spent, spent_usd, resume)
-            await _server_loaded(plan, record, f"before phase {phase.n}")
+            await _server_loaded(plan, record, f"before phase {phase.n}", upstream.api_key)
             env.progress.phase_started(plan.trial_id, phase.n, phase.id)
             outcome = await _run_phase(plan, env, record, phase, ctx)
-            await _blame_server(plan, record, outcome)
+            await _blame_server(plan, record, outcome, upstream.api_key)
             if outcome.interrupted:
                 record.status_reason = outcome.record.status_reason
                 return
@@ -247,30 +247,31 @@ async def _prepare_workspace(
     record.phases = sorted(finished.values(), key=lambda p: p.n)
 
 
-async def _start_server(plan: TrialPlan, record: TrialRecord) -> None:
-    """A self-hosted model: record what the server says, and load the model before any phase (timed apart)."""
+async def _start_server(plan: TrialPlan, record: TrialRecord, key: str | None) -> None:
+    """A self-hosted model: load the model before any phase (timed apart), then record what the server says."""
     if plan.model.serving is None:
         return
-    record.serving = await serving.describe(plan.model)
-    seconds, problem = await serving.warm_up(plan.model)
+    seconds, problem = await serving.warm_up(plan.model, key)
     if problem is not None:
         raise InfraError(f"{plan.model.serving.kind} server: the model did not load: {problem}")
     record.serving_warmup_s = seconds
+    record.serving = await serving.describe(plan.model, key)
 
 
-async def _server_loaded(plan: TrialPlan, record: TrialRecord, when: str) -> None:
-    check = await serving.check_loaded(plan.model)
+async def _server_loaded(plan: TrialPlan, record: TrialRecord, when: str, key: str | None) -> None:
+    check = await serving.check_loaded(plan.model, key)
     if check.note:
         record.serving_events.append(f"{when}: {check.note}")
     if check.problem is not None:
         raise InfraError(check.problem)
 
 
-async def _blame_server(plan: TrialPlan, record: TrialRecord, outcome: PhaseOutcome) -> None:
-    """A phase that failed while the server unloaded the model or changed its context failed for the server."""
+async def _blame_server(plan: TrialPlan, record: TrialRecord, outcome: PhaseOutcome, key: str | None) -> None:
+    """A phase that failed while the server unloaded the model or changed its context (it was checked fine
+    before the phase) failed for the server."""
     if outcome.interrupted or outcome.failure_class != "model" or plan.model.serving is None:
         return
-    check = await serving.check_loaded(plan.model)
+    check = await serving.check_loaded(plan.model, key)
     if check.note:
         record.serving_events.append(f"after phase {outcome.record.n}: {check.note}")
         outcome.failure_class = outcome.record.failure_class = "infra"

@@ -90,7 +90,10 @@ class Watchdog:
         the upstream answered them, that is a loop; when it failed them, an error streak (its class decides)."""
         if identical_run < self.limits.loop_repeats:
             return
-        if identical_ok >= identical_run - 1:
+        answered = identical_ok >= identical_run - 1
+        if not answered and identical_run < max(self.limits.loop_repeats, self.limits.max_consecutive_errors):
+            return  # a client retrying a failing call is no streak yet: the usual error limit applies
+        if answered:
             self._latch(Verdict("loop", f"the same request was sent {identical_run} times in a row and answered "
                                         "each time (the agent makes no progress)"))
         else:

@@ -200,5 +200,7 @@ class OllamaBackend(ServingBackend):
             return f"ollama at {base_url}: model {model} is not loaded (unloaded after keep_alive, or evicted)"
         loaded = as_int(running.get("context_length"))
         if num_ctx and loaded and loaded != num_ctx:
-            return f"ollama at {base_url}: model {model} is loaded with a {loaded}-token context, not num_ctx {num_ctx}"
+            return (f"ollama at {base_url}: model {model} is loaded with a {loaded}-token context, not num_ctx "
+                    f"{num_ctx} (requests on Ollama's OpenAI routes cannot set num_ctx: start the server with "
+                    f"OLLAMA_CONTEXT_LENGTH={num_ctx} or set PARAMETER num_ctx {num_ctx} in the model's Modelfile)")
         return None
