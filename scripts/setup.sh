@@ -17,7 +17,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,cluster]'
 
 AGENTS=(opencode-ai@1.18.33 @openai/codex@0.169.0 @anthropic-ai/claude-code@2.1.330 @google/gemini-cli@0.61.0)
 if [ "${SHIPBENCH_SKIP_AGENTS:-0}" != "1" ]; then

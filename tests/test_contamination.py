@@ -61,3 +61,22 @@ def test_trial_boundaries_cover_the_results_dir_the_task_and_this_checkout(tmp_p
     package = str(Path(shipbench.__file__).resolve().parent)
     assert str((tmp_path / "out").resolve()) in bounds.grading and package in bounds.grading
     assert bounds.workspace.endswith("out/s/t/workspace")
+
+
+def test_relative_paths_inside_written_file_content_are_not_the_workspaces() -> None:
+    """`File.expand_path("../Gemfile", __dir__)` in config/boot.rb is relative to that file: writing it reads
+    nothing outside the workspace (the bundled demo's claude trial was flagged contaminated by it); a shell
+    command's `../` and an absolute path in content still count."""
+    import json
+
+    from shipbench.runner.contamination import Boundaries, scan_tool_inputs
+
+    bounds = Boundaries(workspace="/out/s/t/workspace", home="/out/s/t/home", grading=("/out",))
+    boot = json.dumps({"file_path": "config/boot.rb", "content": 'ENV["BUNDLE_GEMFILE"] ||= '
+                       'File.expand_path("../Gemfile", __dir__)\nrequire "bundler/setup"\n'})
+    assert scan_tool_inputs([boot], bounds).grading_count == 0
+    assert scan_tool_inputs([json.dumps({"command": "cat ../trial.json"})], bounds).grading == ["/out/s/t/trial.json"]
+    peek = json.dumps({"file_path": "x.rb", "content": 'a = 1\nFile.read("/out/s/other/audit.json")\n'})
+    assert scan_tool_inputs([peek], bounds).grading == ["/out/s/other/audit.json"]
+    clipped = '{"command": "cat ../trial.json'  # a clipped input is not JSON: scanned as text
+    assert scan_tool_inputs([clipped], bounds).grading_count == 1

@@ -124,7 +124,9 @@ def run(
     model: Annotated[str | None, typer.Option(help="Only this model (suite id or model name).")] = None,
     repeats: Annotated[int | None, typer.Option(min=1, help="Override the suite's repeats.")] = None,
     jobs: Annotated[int | None, typer.Option(min=1, help="Trials at once (default: the suite's jobs).")] = None,
-    out: Annotated[Path, typer.Option(help="Results directory.")] = Path("results"),
+    out: Annotated[
+        str, typer.Option(help="Results directory, or an fsspec URL such as s3://bucket/prefix (executor ray).")
+    ] = "results",
     force: Annotated[
         list[str] | None, typer.Option("--force", help="Restart this trial id from an empty workspace.")
     ] = None,
@@ -152,11 +154,13 @@ def run(
 
     from shipbench.config import ConfigError
     from shipbench.runner.command import DEMO_SUITE, load_suite_file, run_command, with_executor
+    from shipbench.store.remote import is_url
 
     sources = _gem_sources_with_hints(gem_source)
     try:
         config = with_executor(load_suite_file(suite or DEMO_SUITE), executor, ray_address)
-        code = run_command(config, out=out, console=_console(), only_agent=agent, only_model=model,
+        code = run_command(config, out=out if is_url(out) else Path(out), console=_console(), only_agent=agent,
+                           only_model=model,
                            repeats=repeats, jobs=jobs, force=set(force or []), gem_sources=sources,
                            preflight=not no_preflight)
     except ConfigError as exc:

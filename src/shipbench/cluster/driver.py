@@ -132,11 +132,11 @@ def run_on_ray(run: RayRun, console: Console, *, on_record: Callable[[TrialRecor
             for ref in done:
                 plan = running.pop(ref)
                 slots.give(plan)
-                record = _collect(ray, ref, plan)
+                record, node = _collect(ray, ref, plan)
                 results[plan.trial_id] = record
                 if on_record is not None:
                     on_record(record)
-                console.print(f"[ray done] {plan.trial_id}: {record.status}"
+                console.print(f"[ray done] {plan.trial_id} on node {node[:12]}: {record.status}"
                               + (f" ({record.status_reason})" if record.status_reason else ""),
                               highlight=False, markup=False, soft_wrap=True)
     except KeyboardInterrupt:
@@ -189,16 +189,17 @@ def _stored_record(plan: TrialPlan, out: str, suite: str) -> TrialRecord | None:
         return None  # unreadable: the node reports it (the local rules keep such a file untouched)
 
 
-def _collect(ray: Any, ref: Any, plan: TrialPlan) -> TrialRecord:
-    """The trial's record, or an infra_error record when its task could not finish (on every node it tried)."""
+def _collect(ray: Any, ref: Any, plan: TrialPlan) -> tuple[TrialRecord, str]:
+    """The trial's record and the node that ran it, or an infra_error record when its task could not finish (on
+    every node it tried)."""
     try:
         outcome: TrialOutcome = ray.get(ref)
     except Exception as exc:
         record = new_record(plan)
         record.status, record.failure_class = "infra_error", "infra"
         record.status_reason = f"the Ray task failed: {_task_error(exc)}; a re-run retries it"
-        return record
-    return TrialRecord.model_validate_json(outcome.record_json)
+        return record, "-"
+    return TrialRecord.model_validate_json(outcome.record_json), outcome.node
 
 
 def _task_error(exc: BaseException) -> str:

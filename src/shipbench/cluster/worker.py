@@ -40,7 +40,7 @@ class TrialTask:
 @dataclass(frozen=True)
 class TrialOutcome:
     record_json: str
-    node: str  # host name and pid of the worker that ran it
+    node: str  # the Ray node id that ran it (host name and pid when run without Ray)
 
 
 def run_trial_task(task: TrialTask) -> TrialOutcome:
@@ -52,7 +52,18 @@ def run_trial_task(task: TrialTask) -> TrialOutcome:
             record = _run_with_upload(task, Path(scratch))
     else:
         record = _run_here(task, Path(task.out))
-    return TrialOutcome(record.model_dump_json(), f"{socket.gethostname()}:{os.getpid()}")
+    return TrialOutcome(record.model_dump_json(), _node_id())
+
+
+def _node_id() -> str:
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return str(ray.get_runtime_context().get_node_id())
+    except ImportError:
+        pass
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _run_here(task: TrialTask, out: Path) -> TrialRecord:

@@ -20,7 +20,7 @@ from shipbench.config import ConfigError, SuiteConfig, load_suite
 from shipbench.preflight import PreflightReport, raise_for_failures, run_preflight
 from shipbench.runner.plan import TrialPlan
 from shipbench.runner.progress import LiveProgress, make_progress, summary_table
-from shipbench.runner.suite import SuiteRun, prepared_run, run_suite
+from shipbench.runner.suite import SuiteRun, plan_run, prepared_run, run_suite
 from shipbench.runner.trial import is_done
 from shipbench.store.layout import SuitePaths
 from shipbench.store.records import TrialRecord, load_trial
@@ -95,7 +95,7 @@ def served_contexts(report: PreflightReport | None) -> dict[str, int]:
 
 def _on_ray(config: SuiteConfig, prepared: SuiteRun, *, out: str, console: Console, only_agent: str | None,
             only_model: str | None, repeats: int | None, jobs: int | None, force: set[str] | None,
-            gem_sources: dict[str, Path] | None, served: dict[str, int]) -> list[TrialRecord]:
+            gem_sources: dict[str, Path] | None, served: dict[str, int], index: bool = True) -> list[TrialRecord]:
     """The same plans on a Ray cluster (shipbench.cluster); the index is rebuilt from the results afterwards."""
     from shipbench.cluster import RayRun, run_on_ray
     from shipbench.store.index import rebuild_index
@@ -104,8 +104,47 @@ def _on_ray(config: SuiteConfig, prepared: SuiteRun, *, out: str, console: Conso
                  repeats=repeats, force=frozenset(force or ()), jobs=jobs,
                  gem_sources={k: str(v) for k, v in (gem_sources or {}).items()}, served_context=served)
     records = run_on_ray(run, console)
-    rebuild_index(prepared.paths)
+    if index:
+        rebuild_index(prepared.paths)
     return records
+
+
+def _run_at_url(config: SuiteConfig, url: str, *, console: Console, label: str, only_agent: str | None,
+                only_model: str | None, repeats: int | None, jobs: int | None, force: set[str] | None,
+                gem_sources: dict[str, Path] | None, preflight: bool) -> int:
+    """Results in shared storage (an fsspec URL): only the Ray executor writes there (each node uploads its trial
+    with trial.json last); the index is built from the uploaded records and uploaded beside them. No lock: the
+    results directory is not a local path (do not run two drivers on one URL)."""
+    import tempfile
+
+    from shipbench.store.index import rebuild_index
+    from shipbench.store.layout import SuitePaths
+    from shipbench.store.remote import RemoteResults, RemoteStoreError
+
+    if config.executor.kind != "ray":
+        raise ConfigError(f"--out {url}: results at a URL need --executor ray (nodes upload their trials there)")
+    try:
+        remote = RemoteResults.open(url)
+    except RemoteStoreError as exc:
+        raise ConfigError(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="shipbench-driver-") as scratch:
+        prepared = plan_run(config, out=Path(scratch), only_agent=only_agent, only_model=only_model,
+                            repeats=repeats, force=force)
+        report = preflight_run(config, prepared, console) if preflight else None
+        console.print(f"shipbench run: suite {config.name!r} task {config.task!r} -> {url}/{config.name}{label}",
+                      highlight=False)
+        records = _on_ray(config, prepared, out=url, console=console, only_agent=only_agent, only_model=only_model,
+                          repeats=repeats, jobs=jobs, force=force, gem_sources=gem_sources,
+                          served=served_contexts(report), index=False)
+        try:
+            local = remote.mirror_for_report(config.name, Path(scratch) / "mirror")
+            rebuild_index(SuitePaths(local))
+            remote.upload_file(local / "index.sqlite", f"{config.name}/index.sqlite")
+        except (RemoteStoreError, OSError) as exc:
+            console.print(f"index not uploaded: {exc}", highlight=False, markup=False)
+    console.print(summary_table(records, f"{config.name}: {len(records)} trials{label}"))
+    console.print(f"results: {url}/{config.name} (index.sqlite, one directory per trial)", highlight=False)
+    return exit_code(records)
 
 
 def exit_code(records: list[TrialRecord]) -> int:
@@ -119,7 +158,7 @@ def exit_code(records: list[TrialRecord]) -> int:
 def run_command(
     config: SuiteConfig,
     *,
-    out: Path,
+    out: Path | str,
     console: Console,
     only_agent: str | None = None,
     only_model: str | None = None,
@@ -134,6 +173,9 @@ def run_command(
     written; a failed preflight prints its check lines, then raises a ConfigError listing each failure."""
     replay = any(m.provider == "replay" for m in config.models)
     label = " (REPLAY run: scripted upstream, not a real model)" if replay else ""
+    if isinstance(out, str):
+        return _run_at_url(config, out, console=console, label=label, only_agent=only_agent, only_model=only_model,
+                           repeats=repeats, jobs=jobs, force=force, gem_sources=gem_sources, preflight=preflight)
     with prepared_run(config, out=out, only_agent=only_agent, only_model=only_model, repeats=repeats,
                       force=force) as prepared:
         report = preflight_run(config, prepared, console) if preflight else None

@@ -2,7 +2,9 @@
 
 Invariants: read from the tool-call inputs of the agent's own event stream (every path-like token, `~`
 taken as the trial's HOME, relative paths resolved against the workspace, `..` normalised, no file
-opened); the workspace, the trial's HOME and /tmp are the agent's own (the grading side wins over /tmp);
+opened; inside a multi-line value, the content of a file being written, only absolute and `~` paths count: a
+relative `../x` there is relative to that file, e.g. Ruby's `File.expand_path("../Gemfile", __dir__)`); the
+workspace, the trial's HOME and /tmp are the agent's own (the grading side wins over /tmp);
 the grading side is the results
 directory (other trials, reports, this trial's records), the task pack (rubric, checks, prompts) and
 shipbench's own source. Lists are capped; the verdict never depends on the cap.
@@ -10,6 +12,7 @@ shipbench's own source. Lists are capped; the verdict never depends on the cap.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -64,12 +67,38 @@ def paths_in(text: str) -> Iterable[str]:
             yield token
 
 
+def _tokens(text: str) -> Iterable[str]:
+    """The path tokens of one tool input: per JSON string value when it parses (a multi-line value is file
+    content, whose relative paths are not the workspace's), else of the whole text (a clipped input)."""
+    try:
+        values = list(_strings(json.loads(text)))
+    except ValueError:
+        yield from paths_in(text)
+        return
+    for value in values:
+        content = "\n" in value
+        for token in paths_in(value):
+            if not (content and token.startswith("..")):
+                yield token
+
+
+def _strings(value: object) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
 def scan_tool_inputs(inputs: Iterable[str], bounds: Boundaries) -> Contamination:
     found = Contamination()
     own = (bounds.workspace, bounds.home, *bounds.allowed)
     seen: set[str] = set()
     for text in inputs:
-        for token in paths_in(text):
+        for token in _tokens(text):
             path = _absolute(token, bounds)
             if path in seen or any(_inside(path, root) for root in own):
                 continue
