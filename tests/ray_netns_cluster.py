@@ -164,7 +164,25 @@ def main() -> None:
         report["lost"] = results(tmp / "ray", "lost")
         report["lost_done_lines"] = len(re.findall(r"^\[ray done\]", out, flags=re.M))
         report["lost_out"] = out[-3000:]
-        # 4. results in S3 (moto on loopback): nodes upload, a re-run skips what is there, report reads it back
+        # 4. the driver SIGKILLed mid-suite, then run again: the cancelled trials resume, nothing is lost or doubled
+        restart = write_suite(tmp, "restart")
+        driver = subprocess.Popen([SHIPBENCH, "run", str(restart), "--out", str(tmp / "ray"), "--no-preflight",
+                                   "--executor", "ray", "--ray-address", ADDRESS],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and driver.poll() is None:
+            if len(list((tmp / "ray" / "restart").glob("*/phases/1/events.jsonl"))) >= 2:
+                driver.kill()
+                break
+            time.sleep(0.2)
+        driver.wait(timeout=60)
+        report["restart_killed"] = driver.returncode == -signal.SIGKILL
+        report["restart_before"] = results(tmp / "ray", "restart")
+        again = run_suite(restart, tmp / "ray", "--executor", "ray", "--ray-address", ADDRESS)
+        report["restart_rc"], report["restart_after"] = again.returncode, results(tmp / "ray", "restart")
+        report["restart_lines"] = len(re.findall(r"^\[ray (?:done|skip)\]", again.stdout, flags=re.M))
+        report["restart_out"] = again.stdout[-2000:]
+        # 5. results in S3 (moto on loopback): nodes upload, a re-run skips what is there, report reads it back
         remote = write_suite(tmp, "remote")
         url = "s3://results/bench"
         first = run_suite(remote, url, "--executor", "ray", "--ray-address", ADDRESS, "--agent", "claude")

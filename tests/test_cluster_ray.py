@@ -1,7 +1,8 @@
 """The Ray executor on a real two-node Ray cluster (`ray start --head` plus a second `ray start --address`), all
 inside a network namespace that has only loopback: the demo suite spread over both nodes with the local executor's
-results, a provider limit of 1 held across nodes, and the second node's raylet killed mid-suite (no trial lost,
-none counted twice). Slow; skipped where namespaces cannot be made (not root) or Ray is not installed."""
+results, a provider limit of 1 held across nodes, the second node's raylet killed mid-suite (no trial lost, none
+counted twice), the driver SIGKILLed and run again (resumed), and results in S3 (moto) reported from s3://.
+Slow; skipped where namespaces cannot be made (not root) or Ray is not installed."""
 
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ def test_ray_executor_on_a_two_node_loopback_cluster(tmp_path: Path) -> None:
     assert r["lost_killed"], r["lost_out"]
     assert len(r["lost"]) == 4 and all(v["status"] == "completed" for v in r["lost"].values()), r["lost_out"]
     assert r["lost_done_lines"] == 4  # each trial reported once: none lost, none counted twice
+    assert r["restart_killed"] and any(v["status"] != "completed" for v in r["restart_before"].values())
+    assert r["restart_rc"] == 0, r["restart_out"]
+    assert len(r["restart_after"]) == 4 and all(v["status"] == "completed" for v in r["restart_after"].values())
+    assert r["restart_lines"] == 4  # each trial once: finished ones skipped, cancelled ones resumed
     assert r["s3_rc"] == 0 and r["s3_again_rc"] == 0 and r["s3_report_rc"] == 0, r["s3_out"]
     tid = "rails-chat__claude__replay__r1"
     assert f"bench/remote/{tid}/trial.json" in r["s3_keys"] and "bench/remote/index.sqlite" in r["s3_keys"]
