@@ -79,3 +79,12 @@ def test_results_at_a_url_need_the_ray_executor(tmp_path: Path) -> None:
     config, _ = _plans(tmp_path)
     with pytest.raises(ConfigError, match="need --executor ray"):
         run_command(config, out="memory://results", console=Console(file=StringIO()))
+
+
+def test_a_trial_asks_the_suites_resources_of_its_node(tmp_path: Path) -> None:
+    from shipbench.cluster.driver import _task_options
+
+    config, _ = _plans(tmp_path, executor={"kind": "ray", "cpus_per_trial": 2, "gpus_per_trial": 1,
+                                           "memory_gb": 1.5, "resources": {"agent_slot": 1}, "max_retries": 2})
+    assert _task_options(config) == {"num_cpus": 2, "num_gpus": 1, "memory": int(1.5 * 1024**3),
+                                     "resources": {"agent_slot": 1}, "max_retries": 2, "retry_exceptions": False}

@@ -75,3 +75,25 @@ def test_the_cli_run_goes_through_the_handover_and_still_works(tmp_path: Path) -
         timeout=120,
     )
     assert done.returncode == 2 and "missing.toml" in (done.stdout + done.stderr)
+
+
+def test_a_suites_custom_key_variable_is_handed_over_too(tmp_path: Path) -> None:
+    """`api_key_env = "LOCAL_LLM_TOKEN"` does not end in _API_KEY: the suite file on the command line names it."""
+    suite = tmp_path / "suite.toml"
+    suite.write_text('name = "s"\n[[models]]\nid = "m"\nmodel = "x"\nprovider = "openai_compatible"\n'
+                     'base_url = "http://127.0.0.1:1"\napi_key_env = "LOCAL_LLM_TOKEN"\n', encoding="utf-8")
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE.replace("[sys.executable, __file__]", f"[sys.executable, __file__, {str(suite)!r}]"),
+                     encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != KEY_FD}
+    env["LOCAL_LLM_TOKEN"] = "tok-custom-4242"
+    out = json.loads(subprocess.run([sys.executable, str(probe), str(suite)], env=env, capture_output=True,
+                                    text=True, timeout=60, check=True).stdout)
+    assert out["held"] == {"LOCAL_LLM_TOKEN": "tok-custom-4242"}
+    assert "tok-custom-4242" not in out["proc_environ"] and "tok-custom-4242" not in out["child_env"]
+    broken = tmp_path / "broken.toml"
+    broken.write_text("name = [", encoding="utf-8")
+    from shipbench.runner.keyhold import suite_key_envs
+
+    assert suite_key_envs([str(broken), str(tmp_path / "missing.toml"), "--out"]) == set()
+    assert suite_key_envs(["run", str(suite)]) == {"LOCAL_LLM_TOKEN"}

@@ -153,6 +153,7 @@ class ExecutorConfig(_C):
     kind: Literal["local", "ray"] = "local"
     address: str | None = None  # ray: the cluster to join (None: RAY_ADDRESS, else a local Ray started for the run)
     cpus_per_trial: float = Field(default=1.0, gt=0)
+    gpus_per_trial: float = Field(default=0.0, ge=0)  # e.g. 1 for a model served on the trial's own node
     memory_gb: float | None = Field(default=None, gt=0)
     resources: dict[str, float] = Field(default_factory=dict)  # custom node resources, e.g. {"agent_slot": 1}
     max_retries: int = Field(default=1, ge=0)  # a trial whose node was lost runs again elsewhere this many times

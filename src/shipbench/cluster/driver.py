@@ -150,6 +150,8 @@ def _task_options(config: SuiteConfig) -> dict[str, Any]:
     ex = config.executor
     options: dict[str, Any] = {"num_cpus": ex.cpus_per_trial, "max_retries": ex.max_retries,
                                "retry_exceptions": False}
+    if ex.gpus_per_trial:
+        options["num_gpus"] = ex.gpus_per_trial
     if ex.memory_gb is not None:
         options["memory"] = int(ex.memory_gb * 1024**3)
     if ex.resources:

@@ -3,8 +3,9 @@
 Invariants: `run` and `demo` re-execute themselves once, with every provider key removed from the
 environment and handed over on an inherited pipe; the new process reads the keys into memory (never
 into `os.environ`) and closes the pipe, so `/proc/<harness>/environ` holds no key and no child inherits
-one. A key is a variable named by a provider's default (`OPENROUTER_API_KEY`, ...) or ending in `_API_KEY`;
-a suite's custom `api_key_env` of another shape stays in the environment (documented).
+one. A key is a variable named by a provider's default (`OPENROUTER_API_KEY`, ...), ending in `_API_KEY`, or
+named by an `api_key_env` of the suite file on the command line (read before the suite is validated; a file
+that cannot be read adds nothing, the run reports it).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Mapping, MutableMapping, Sequence
+import tomllib
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from pathlib import Path
 
 from shipbench.config import DEFAULT_KEY_ENV
 
@@ -20,16 +23,35 @@ KEY_FD = "SHIPBENCH_KEY_FD"
 _held: dict[str, str] = {}  # filled once per process by held_keys(); the only copy of the keys
 
 
-def key_names(environ: Mapping[str, str]) -> list[str]:
-    """The provider keys set (non-empty) in `environ`."""
-    known = set(DEFAULT_KEY_ENV.values())
+def key_names(environ: Mapping[str, str], extra: Iterable[str] = ()) -> list[str]:
+    """The provider keys set (non-empty) in `environ`; `extra` names more (a suite's custom api_key_env)."""
+    known = set(DEFAULT_KEY_ENV.values()) | set(extra)
     return sorted(n for n, v in environ.items() if v.strip() and (n in known or n.endswith("_API_KEY")))
+
+
+def suite_key_envs(argv: Sequence[str]) -> set[str]:
+    """The `api_key_env` names of the suite files among `argv` (best effort: a file that does not parse adds
+    nothing here; the run itself reports it)."""
+    names: set[str] = set()
+    for arg in argv:
+        if not arg.endswith(".toml") or arg.startswith("-"):
+            continue
+        try:
+            data = tomllib.loads(Path(arg).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        models = data.get("models")
+        for model in models if isinstance(models, list) else []:
+            env = model.get("api_key_env") if isinstance(model, dict) else None
+            if isinstance(env, str) and env:
+                names.add(env)
+    return names
 
 
 def hand_over(environ: Mapping[str, str], exec_argv: Sequence[str]) -> None:
     """Re-execute `exec_argv` without the keys, passing them on a pipe; returns only when there is
     nothing to hand over (no key, or this process is already the re-executed one)."""
-    names = key_names(environ)
+    names = key_names(environ, suite_key_envs(exec_argv))
     if not names or KEY_FD in environ:
         return
     payload = json.dumps({n: environ[n] for n in names}).encode("utf-8")
