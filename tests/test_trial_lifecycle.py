@@ -386,6 +386,9 @@ def test_a_provider_outage_ends_as_infra_and_the_next_run_redoes_it(tmp_path: Pa
 
     first, second = asyncio.run(go())
     assert (first.status, first.failure_class) == ("provider_error", "infra")
+    assert first.abandoned_calls == 0 and first.phases[0].llm_calls >= 1
+    # the outage attempt's calls are kept as abandoned spend when the phase is redone, never in the result
+    assert second.abandoned_calls == first.phases[0].llm_calls and second.abandoned_usage.total == 0
     assert not trial_mod.is_done(first) and not trial_mod.phase_done(first.phases[0])
     assert (second.status, second.failure_class) == ("completed", "none")  # re-run by default, no --force
     assert second.phases[0].status == "completed" and second.phases[0].llm_calls >= 1

@@ -227,6 +227,9 @@ def _note_metering(row: TrialRow, record: TrialRecord) -> None:
         row.notes.append(f"tokens of {sources['server_tokenizer']} call(s) counted by the server's tokenizer")
     if _unpriced(record):
         row.notes.append("cost unknown: no price for this model (give models.pricing in the suite)")
+    if record.abandoned_calls:
+        row.notes.append(f"{record.abandoned_calls} call(s) of redone attempts (${record.abandoned_cost_usd:.4f}, "
+                         f"{record.abandoned_usage.total} tokens) spent apart from this result")
 
 
 def _assign_score(row: TrialRow, record: TrialRecord, audit: AuditResult | None) -> None:

@@ -48,6 +48,7 @@ from shipbench.sandbox.base import SandboxRequest
 from shipbench.store.records import (
     FINISHED,
     FailureClass,
+    LlmCallRecord,
     PhaseRecord,
     TrialRecord,
     TrialStatus,
@@ -154,6 +155,9 @@ async def _execute(plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: 
     adapter, binary, upstream = await _prepare(plan, env, record, redactor)
     await _start_server(plan, record, upstream.api_key)
     finished = {p.id: p for p in record.phases if phase_done(p)}
+    for phase in plan.phases():  # attempts about to be redone: their calls stay on the record as abandoned spend
+        if phase.id not in finished:
+            _keep_spend(plan, record, phase.n)
     await _prepare_workspace(plan, record, finished, git_wrap(plan, env))
     session: str | None = None
     spent, spent_usd = Usage(), 0.0
@@ -164,7 +168,8 @@ async def _execute(plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: 
             _save(plan, record)
             await asyncio.to_thread(kill_marked, plan.marker(phase.n))  # left running by a crashed earlier run?
             resume = session if (plan.agent.continue_session and adapter.capabilities.continues_session) else None
-            ctx = PhaseContext(adapter, binary, upstream, redactor, spent, spent_usd, resume)
+            ctx = PhaseContext(adapter, binary, upstream, redactor, spent + record.abandoned_usage,
+                               spent_usd + record.abandoned_cost_usd, resume)
             await _server_loaded(plan, record, f"before phase {phase.n}", upstream.api_key)
             env.progress.phase_started(plan.trial_id, phase.n, phase.id)
             outcome = await _run_phase(plan, env, record, phase, ctx)
@@ -247,6 +252,27 @@ async def _prepare_workspace(
     record.phases = sorted(finished.values(), key=lambda p: p.n)
 
 
+def _keep_spend(plan: TrialPlan, record: TrialRecord, n: int) -> None:
+    """Move an attempt's recorded calls (its llm_calls.jsonl, the proxy's truth) into the trial's abandoned spend;
+    the file is removed once counted (after trial.json is saved), so an attempt is counted once."""
+    calls = plan.paths.llm_calls(n)
+    try:
+        lines = calls.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return
+    for line in lines:
+        try:
+            call = LlmCallRecord.model_validate_json(line)
+        except ValueError:
+            continue  # a line cut by a crash
+        record.abandoned_calls += 1
+        record.abandoned_usage = record.abandoned_usage + call.usage
+        cost = call.cost_usd if call.cost_usd is not None else call.upstream_cost_usd
+        record.abandoned_cost_usd = round(record.abandoned_cost_usd + (cost or 0.0), 6)
+    _save(plan, record)
+    calls.unlink(missing_ok=True)
+
+
 async def _start_server(plan: TrialPlan, record: TrialRecord, key: str | None) -> None:
     """A self-hosted model: load the model before any phase (timed apart), then record what the server says."""
     if plan.model.serving is None:
@@ -284,7 +310,7 @@ async def _run_phase(
 ) -> PhaseOutcome:
     phase_dir = plan.paths.phase_dir(phase.n)
     if phase_dir.exists():
-        shutil.rmtree(phase_dir)  # an interrupted attempt's partial logs
+        shutil.rmtree(phase_dir)  # an interrupted attempt's partial logs (its spend was kept: _keep_spend)
     placeholder = PhaseRecord(n=phase.n, id=phase.id, status="running", started_at=now())
     _put_phase(record, placeholder)
     _save(plan, record)

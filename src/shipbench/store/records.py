@@ -159,6 +159,11 @@ class TrialRecord(_Rec):
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float = 0.0  # sum of the phases' priced calls; unknown when unpriced_calls > 0
     unpriced_calls: int = 0
+    # calls of phase attempts that were redone (an infra failure, an interrupt): real spend, not the result's;
+    # counted against the trial's budget, reported beside usage/cost, never in them
+    abandoned_usage: Usage = Field(default_factory=Usage)
+    abandoned_cost_usd: float = 0.0
+    abandoned_calls: int = 0
     wall_s: float = 0.0
     audit_score: int | None = None
     audit_tier: str | None = None
