@@ -88,3 +88,22 @@ def test_a_trial_asks_the_suites_resources_of_its_node(tmp_path: Path) -> None:
                                            "memory_gb": 1.5, "resources": {"agent_slot": 1}, "max_retries": 2})
     assert _task_options(config) == {"num_cpus": 2, "num_gpus": 1, "memory": int(1.5 * 1024**3),
                                      "resources": {"agent_slot": 1}, "max_retries": 2, "retry_exceptions": False}
+
+
+def test_a_local_ray_without_keys_and_a_url_with_a_password_are_refused(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from shipbench.cluster.driver import RayRun, run_on_ray
+    from shipbench.runner.command import run_command
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    config, plans = _plans(tmp_path, executor={"kind": "ray"},
+                           models=[{"id": "or", "model": "x/y", "provider": "openrouter"}])
+    run = RayRun(config=config, plans=plans, out=str(tmp_path / "out"))
+    with pytest.raises(ConfigError, match="does not get the provider keys"):
+        run_on_ray(run, Console(file=StringIO()), ray_module=object())  # refused before Ray is touched
+    with pytest.raises(ConfigError, match="holds a password"):
+        run_command(config, out="s3://user:secret@bucket/x", console=Console(file=StringIO()))

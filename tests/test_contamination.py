@@ -80,3 +80,7 @@ def test_relative_paths_inside_written_file_content_are_not_the_workspaces() -> 
     assert scan_tool_inputs([peek], bounds).grading == ["/out/s/other/audit.json"]
     clipped = '{"command": "cat ../trial.json'  # a clipped input is not JSON: scanned as text
     assert scan_tool_inputs([clipped], bounds).grading_count == 1
+    multi = json.dumps({"command": "cd /out/s/t/workspace\ncat ../../t2/trial.json"})  # a multi-line shell command
+    assert scan_tool_inputs([multi], bounds).grading == ["/out/s/t2/trial.json"]
+    script = json.dumps({"file_path": "peek.py", "content": 'import sys\nprint(open("../../t2/audit.json").read())\n'})
+    assert scan_tool_inputs([script], bounds).grading == ["/out/s/t2/audit.json"]  # run from the workspace

@@ -108,10 +108,13 @@ def connect(address: str | None) -> Any:
 def run_on_ray(run: RayRun, console: Console, *, on_record: Callable[[TrialRecord], None] | None = None,
                ray_module: Any = None) -> list[TrialRecord]:
     """Schedule every trial of `run` on the cluster; the records in plan order (unfinished ones as they are)."""
+    _refuse_keyless_local_ray(run)
     ray = ray_module or connect(run.config.executor.address)
     agents = list(dict.fromkeys(p.agent.name for p in run.plans))
     reference = local_versions(agents)
     nodes = check_nodes(ray, agents, reference if all(reference.agents.values()) else None)
+    first = nodes[0].agents if nodes else {}
+    versions = {a: v for a, v in first.items() if v is not None}  # nodes that join later must match these
     console.print(f"ray: {len(nodes)} node(s): " + ", ".join(f"{n.host} ({n.node_id[:8]})" for n in nodes),
                   highlight=False, markup=False)
     remote = ray.remote(run_trial_task).options(**_task_options(run.config))
@@ -126,7 +129,13 @@ def run_on_ray(run: RayRun, console: Console, *, on_record: Callable[[TrialRecor
                     continue
                 slots.take(plan)
                 pending.remove(plan)
-                running[remote.remote(_task(plan, run))] = plan
+                try:
+                    ref = remote.remote(_task(plan, run, versions))
+                except Exception as exc:  # the task could not even be submitted: give its slot back, say why
+                    slots.give(plan)
+                    results[plan.trial_id] = _failed(plan, exc)
+                    continue
+                running[ref] = plan
                 console.print(f"[ray start] {plan.trial_id}", highlight=False, markup=False)
             done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
             for ref in done:
@@ -146,6 +155,18 @@ def run_on_ray(run: RayRun, console: Console, *, on_record: Callable[[TrialRecor
     return [results.get(p.trial_id) or _unfinished(p) for p in run.plans]
 
 
+def _refuse_keyless_local_ray(run: RayRun) -> None:
+    """A Ray started by this process inherits its environment, from which the provider keys were removed (they are
+    held in memory): its trials could only fail. Nodes started with `ray start` read their own keys."""
+    if run.config.executor.address or os.environ.get("RAY_ADDRESS"):
+        return
+    keyed = sorted({m.id for p in run.plans if (m := p.model).provider not in ("replay", "openai_compatible")})
+    if keyed:
+        raise ConfigError(f"executor ray without an address starts a local Ray that does not get the provider keys "
+                          f"(models {', '.join(keyed)}): start the nodes with `ray start` where the keys are set and "
+                          "pass --ray-address (docs/cluster.md)")
+
+
 def _task_options(config: SuiteConfig) -> dict[str, Any]:
     ex = config.executor
     options: dict[str, Any] = {"num_cpus": ex.cpus_per_trial, "max_retries": ex.max_retries,
@@ -159,10 +180,10 @@ def _task_options(config: SuiteConfig) -> dict[str, Any]:
     return options
 
 
-def _task(plan: TrialPlan, run: RayRun) -> TrialTask:
+def _task(plan: TrialPlan, run: RayRun, versions: dict[str, str]) -> TrialTask:
     return TrialTask(config=run.config, out=run.out, trial_id=plan.trial_id, only_agent=run.only_agent,
                      only_model=run.only_model, repeats=run.repeats, force=plan.trial_id in run.force,
-                     gem_sources=run.gem_sources, served_context=run.served_context)
+                     gem_sources=run.gem_sources, served_context=run.served_context, expected_versions=versions)
 
 
 def _skip(plan: TrialPlan, run: RayRun, results: dict[str, TrialRecord], console: Console) -> bool:
@@ -196,12 +217,16 @@ def _collect(ray: Any, ref: Any, plan: TrialPlan) -> tuple[TrialRecord, str]:
     every node it tried)."""
     try:
         outcome: TrialOutcome = ray.get(ref)
-    except Exception as exc:
-        record = new_record(plan)
-        record.status, record.failure_class = "infra_error", "infra"
-        record.status_reason = f"the Ray task failed: {_task_error(exc)}; a re-run retries it"
-        return record, "-"
-    return TrialRecord.model_validate_json(outcome.record_json), outcome.node
+        return TrialRecord.model_validate_json(outcome.record_json), outcome.node
+    except Exception as exc:  # the task's own error, a lost node after retries, or a record that does not validate
+        return _failed(plan, exc), "-"
+
+
+def _failed(plan: TrialPlan, exc: BaseException) -> TrialRecord:
+    record = new_record(plan)
+    record.status, record.failure_class = "infra_error", "infra"
+    record.status_reason = f"the Ray task failed: {_task_error(exc)}; a re-run retries it"
+    return record
 
 
 def _task_error(exc: BaseException) -> str:

@@ -51,7 +51,11 @@ def check_nodes(ray: Any, agents: list[str], reference: NodeVersions | None) -> 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
             .remote(agents, n["NodeID"]) for n in nodes]
-    found: list[NodeVersions] = ray.get(refs, timeout=PROBE_TIMEOUT_S)
+    try:
+        found: list[NodeVersions] = ray.get(refs, timeout=PROBE_TIMEOUT_S)
+    except Exception as exc:  # a node lost during the probe, or the probe timed out: one line, not a traceback
+        raise ConfigError(f"executor ray: the node version probe failed: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     problems = node_problems(found, reference)
     if problems:
         raise ConfigError("; ".join(problems))

@@ -13,6 +13,7 @@ import asyncio
 import os
 import socket
 import tempfile
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class TrialTask:
     force: bool = False
     gem_sources: dict[str, str] = field(default_factory=dict)
     served_context: dict[str, int] = field(default_factory=dict)
+    expected_versions: dict[str, str] = field(default_factory=dict)  # agent -> CLI version every node must have
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,10 @@ class TrialOutcome:
 
 def run_trial_task(task: TrialTask) -> TrialOutcome:
     """The Ray task body (also callable directly: the tests run it without Ray to compare)."""
+    from shipbench.runner.keyhold import absorb
     from shipbench.store.remote import is_url
 
+    absorb()  # the node's keys leave this worker's environment (held in memory, as in a local run)
     if is_url(task.out):
         with tempfile.TemporaryDirectory(prefix="shipbench-trial-") as scratch:
             record = _run_with_upload(task, Path(scratch))
@@ -66,8 +70,25 @@ def _node_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class NodeMismatch(RuntimeError):
+    """This node runs another agent CLI version than the run was checked with (a node that joined later)."""
+
+
+def _check_versions(task: TrialTask, agent: str) -> None:
+    from shipbench.cluster.nodes import local_versions
+
+    expected = task.expected_versions.get(agent)
+    if expected is None:
+        return
+    found = local_versions([agent]).agents.get(agent)
+    if found != expected:
+        raise NodeMismatch(f"node {socket.gethostname()} has {agent} {found}, the run was checked with {expected}: "
+                           "install the same CLI on every node")
+
+
 def _run_here(task: TrialTask, out: Path) -> TrialRecord:
     run = _one_plan_run(task, out)
+    _check_versions(task, run.plans[0].agent.name)
     (record,) = asyncio.run(run_suite(
         task.config, out=out, prepared=run, progress=NullProgress(), handle_signals=False,
         gem_sources={k: Path(v) for k, v in task.gem_sources.items()}, served_context=task.served_context,
@@ -75,15 +96,26 @@ def _run_here(task: TrialTask, out: Path) -> TrialRecord:
     return record
 
 
+UPLOAD_ATTEMPTS = 3
+
+
 def _run_with_upload(task: TrialTask, scratch: Path) -> TrialRecord:
-    from shipbench.store.remote import RemoteResults
+    from shipbench.store.remote import RemoteResults, RemoteStoreError
 
     remote = RemoteResults.open(task.out)
     local_trial = scratch / task.config.name / task.trial_id
     if not task.force:
         remote.download_trial(task.config.name, task.trial_id, local_trial)  # resume from what was uploaded
     record = _run_here(task, scratch)
-    remote.upload_trial(local_trial, task.config.name, task.trial_id)
+    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+        try:
+            remote.upload_trial(local_trial, task.config.name, task.trial_id)
+            return record
+        except RemoteStoreError as exc:
+            if attempt == UPLOAD_ATTEMPTS:
+                raise RemoteStoreError(f"the trial ran ({record.status}) but its upload failed {attempt} times: "
+                                       f"{exc}") from None
+            time.sleep(2.0 * attempt)
     return record
 
 

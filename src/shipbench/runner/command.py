@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.parse
 from pathlib import Path
 
 from rich.console import Console
@@ -99,10 +100,12 @@ def _on_ray(config: SuiteConfig, prepared: SuiteRun, *, out: str, console: Conso
     """The same plans on a Ray cluster (shipbench.cluster); the index is rebuilt from the results afterwards."""
     from shipbench.cluster import RayRun, run_on_ray
     from shipbench.store.index import rebuild_index
+    from shipbench.store.remote import is_url
 
-    run = RayRun(config=config, plans=prepared.plans, out=out, only_agent=only_agent, only_model=only_model,
+    target = out if is_url(out) else str(Path(out).expanduser().resolve())  # nodes resolve nothing of the driver's
+    run = RayRun(config=config, plans=prepared.plans, out=target, only_agent=only_agent, only_model=only_model,
                  repeats=repeats, force=frozenset(force or ()), jobs=jobs,
-                 gem_sources={k: str(v) for k, v in (gem_sources or {}).items()}, served_context=served)
+                 gem_sources={k: str(Path(v).resolve()) for k, v in (gem_sources or {}).items()}, served_context=served)
     records = run_on_ray(run, console)
     if index:
         rebuild_index(prepared.paths)
@@ -123,6 +126,9 @@ def _run_at_url(config: SuiteConfig, url: str, *, console: Console, label: str, 
 
     if config.executor.kind != "ray":
         raise ConfigError(f"--out {url}: results at a URL need --executor ray (nodes upload their trials there)")
+    if urllib.parse.urlsplit(url).password:
+        raise ConfigError("--out: the URL holds a password; give credentials in the environment (AWS_*, ...) or the "
+                          "store's own config, never in the URL (it is printed and sent to every node)")
     try:
         remote = RemoteResults.open(url)
     except RemoteStoreError as exc:

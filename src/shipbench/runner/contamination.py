@@ -2,8 +2,8 @@
 
 Invariants: read from the tool-call inputs of the agent's own event stream (every path-like token, `~`
 taken as the trial's HOME, relative paths resolved against the workspace, `..` normalised, no file
-opened; inside a multi-line value, the content of a file being written, only absolute and `~` paths count: a
-relative `../x` there is relative to that file, e.g. Ruby's `File.expand_path("../Gemfile", __dir__)`); the
+opened; inside the content of a file being written, a relative `../x` is resolved against that file's folder,
+as Ruby's `File.expand_path("../Gemfile", __dir__)` means it); the
 workspace, the trial's HOME and /tmp are the agent's own (the grading side wins over /tmp);
 the grading side is the results
 directory (other trials, reports, this trial's records), the task pack (rubric, checks, prompts) and
@@ -68,18 +68,34 @@ def paths_in(text: str) -> Iterable[str]:
 
 
 def _tokens(text: str) -> Iterable[str]:
-    """The path tokens of one tool input: per JSON string value when it parses (a multi-line value is file
-    content, whose relative paths are not the workspace's), else of the whole text (a clipped input)."""
+    """The path tokens of one tool input: per JSON string value when it parses, else of the whole text (a clipped
+    input). A relative `../x` inside the content of a file being written (a multi-line value beside one file path)
+    is relative to that file's folder, where code like `File.expand_path("../x", __dir__)` means it; everywhere
+    else (a shell command, a script run from the workspace) it is relative to the workspace."""
     try:
-        values = list(_strings(json.loads(text)))
+        data = json.loads(text)
     except ValueError:
         yield from paths_in(text)
         return
-    for value in values:
-        content = "\n" in value
+    folder = _written_folder(data)
+    for value in _strings(data):
         for token in paths_in(value):
-            if not (content and token.startswith("..")):
+            if folder is not None and "\n" in value and token.startswith(".."):
+                yield f"{folder}/{token}"
+            else:
                 yield token
+
+
+def _written_folder(data: object) -> str | None:
+    """The folder of the one file a tool input writes (a single-line value naming a file with a suffix, beside a
+    multi-line value), else None."""
+    if not isinstance(data, dict):
+        return None
+    values = [v for v in data.values() if isinstance(v, str)]
+    files = [v for v in values if "\n" not in v and not any(c.isspace() for c in v) and PurePosixPath(v).suffix]
+    if len(files) != 1 or not any("\n" in v for v in values):
+        return None
+    return str(PurePosixPath(files[0]).parent)
 
 
 def _strings(value: object) -> Iterable[str]:

@@ -88,3 +88,11 @@ def held_keys(environ: MutableMapping[str, str] | None = None) -> dict[str, str]
         if isinstance(data, dict):
             _held.update({str(k): str(v) for k, v in data.items()})
     return dict(_held)
+
+
+def absorb(environ: MutableMapping[str, str] | None = None) -> None:
+    """Move the provider keys of this process's environment into memory (a Ray worker is started by its node with
+    the node's environment): from here on no child inherits them and held_keys() returns them."""
+    env = os.environ if environ is None else environ
+    for name in key_names(env):
+        _held[name] = env.pop(name)

@@ -253,23 +253,27 @@ async def _prepare_workspace(
 
 
 def _keep_spend(plan: TrialPlan, record: TrialRecord, n: int) -> None:
-    """Move an attempt's recorded calls (its llm_calls.jsonl, the proxy's truth) into the trial's abandoned spend;
-    the file is removed once counted (after trial.json is saved), so an attempt is counted once."""
+    """Move an attempt's recorded calls (its llm_calls.jsonl, the proxy's truth) into the trial's abandoned spend,
+    once: the file's digest is saved with the totals (atomically) before the file is removed, so a crash in between
+    leaves a file the next run recognises and only removes."""
     calls = plan.paths.llm_calls(n)
     try:
-        lines = calls.read_text(encoding="utf-8").splitlines()
+        data = calls.read_bytes()
     except OSError:
         return
-    for line in lines:
-        try:
-            call = LlmCallRecord.model_validate_json(line)
-        except ValueError:
-            continue  # a line cut by a crash
-        record.abandoned_calls += 1
-        record.abandoned_usage = record.abandoned_usage + call.usage
-        cost = call.cost_usd if call.cost_usd is not None else call.upstream_cost_usd
-        record.abandoned_cost_usd = round(record.abandoned_cost_usd + (cost or 0.0), 6)
-    _save(plan, record)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest not in record.abandoned_files:
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            try:
+                call = LlmCallRecord.model_validate_json(line)
+            except ValueError:
+                continue  # a line cut by a crash
+            record.abandoned_calls += 1
+            record.abandoned_usage = record.abandoned_usage + call.usage
+            cost = call.cost_usd if call.cost_usd is not None else call.upstream_cost_usd
+            record.abandoned_cost_usd = round(record.abandoned_cost_usd + (cost or 0.0), 6)
+        record.abandoned_files.append(digest)
+        _save(plan, record)
     calls.unlink(missing_ok=True)
 
 

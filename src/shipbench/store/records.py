@@ -164,6 +164,7 @@ class TrialRecord(_Rec):
     abandoned_usage: Usage = Field(default_factory=Usage)
     abandoned_cost_usd: float = 0.0
     abandoned_calls: int = 0
+    abandoned_files: list[str] = Field(default_factory=list)  # sha256 of each attempt's llm_calls.jsonl counted
     wall_s: float = 0.0
     audit_score: int | None = None
     audit_tier: str | None = None
