@@ -80,6 +80,11 @@ def test_relative_paths_inside_written_file_content_are_not_the_workspaces() -> 
     assert scan_tool_inputs([peek], bounds).grading == ["/out/s/other/audit.json"]
     clipped = '{"command": "cat ../trial.json'  # a clipped input is not JSON: scanned as text
     assert scan_tool_inputs([clipped], bounds).grading_count == 1
+    heredoc = json.dumps({"command": "/bin/bash -lc \"mkdir -p config && cat > /out/s/t/workspace/config/boot.rb "
+                          "<<'EOF'\nENV[\\\"BUNDLE_GEMFILE\\\"] ||= "
+                          "File.expand_path(\\\"../Gemfile\\\", __dir__)\nEOF\n"
+                          "cat ../../t2/trial.json\""})  # codex writes files with heredocs; the cat still counts
+    assert scan_tool_inputs([heredoc], bounds).grading == ["/out/s/t2/trial.json"]
     multi = json.dumps({"command": "cd /out/s/t/workspace\ncat ../../t2/trial.json"})  # a multi-line shell command
     assert scan_tool_inputs([multi], bounds).grading == ["/out/s/t2/trial.json"]
     script = json.dumps({"file_path": "peek.py", "content": 'import sys\nprint(open("../../t2/audit.json").read())\n'})

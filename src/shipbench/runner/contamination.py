@@ -79,11 +79,36 @@ def _tokens(text: str) -> Iterable[str]:
         return
     folder = _written_folder(data)
     for value in _strings(data):
-        for token in paths_in(value):
-            if folder is not None and "\n" in value and token.startswith(".."):
-                yield f"{folder}/{token}"
-            else:
-                yield token
+        value, bodies = _heredocs(value)
+        for body_folder, body in bodies:  # `cat > config/boot.rb <<'EOF' ... EOF`: that file's content
+            yield from _content_tokens(body, body_folder)
+        if folder is not None and "\n" in value:
+            yield from _content_tokens(value, folder)
+        else:
+            yield from paths_in(value)
+
+
+def _content_tokens(content: str, folder: str) -> Iterable[str]:
+    """Path tokens of a file's content: a relative `../x` is relative to the file's folder."""
+    for token in paths_in(content):
+        yield f"{folder}/{token}" if token.startswith("..") else token
+
+
+HEREDOC = re.compile(
+    r""">>?\s*(?P<path>[^\s<>;&|'"]+)\s*<<-?\s*(?P<q>['"]?)(?P<tag>\w+)(?P=q)[^\n]*\n(?P<body>.*?)\n\s*(?P=tag)\b""",
+    re.S,
+)
+
+
+def _heredocs(command: str) -> tuple[str, list[tuple[str, str]]]:
+    """(the command without its heredoc bodies, [(folder of the file written, body)]) for `> FILE <<TAG` forms."""
+    bodies: list[tuple[str, str]] = []
+
+    def cut(match: re.Match[str]) -> str:
+        bodies.append((str(PurePosixPath(match["path"]).parent), match["body"]))
+        return match.group(0)[: match.start("body") - match.start()]
+
+    return HEREDOC.sub(cut, command), bodies
 
 
 def _written_folder(data: object) -> str | None:
