@@ -57,7 +57,7 @@ def write_config(tmp_path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
-# --- the article's figures (/work/shared/seed: "VRAM + KV Cache: the math nobody does") ---------------
+# --- the article's figures (../shared/seed: "VRAM + KV Cache: the math nobody does") ---------------
 
 
 def test_qwen3_32b_weights_match_the_article(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ from shipbench.preflight.requests import (
     wire_request,
 )
 from shipbench.runner.keyhold import held_keys
-from shipbench.serving.base import HttpResult, ServingBackend, error_message, http_json
+from shipbench.serving.base import HttpResult, ServingBackend, error_message, http_json, server_session
 from shipbench.serving.registry import get_backend
 
 Progress = Callable[[str], None]
@@ -196,8 +196,7 @@ async def _check_model(
         ctx.add("key", "failed", f"{ctx.label}: ${key_env} is not set (the key for provider {model.provider})", started)
         ctx.skip_rest(later, "skipped: no key")
         return result
-    headers = {"Authorization": f"Bearer {ctx.key}"} if ctx.key and model.serving else None
-    async with aiohttp.ClientSession(headers=headers) as session:
+    async with server_session(ctx.key if model.serving else None) as session:
         if not await _reachable_and_listed(ctx, session):
             return result
         if ctx.backend is not None:

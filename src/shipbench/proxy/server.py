@@ -47,6 +47,7 @@ from shipbench.proxy.wires import (
     upstream_url,
     wire_of_path,
 )
+from shipbench.serving.base import server_session
 from shipbench.serving.registry import BACKENDS
 from shipbench.store.records import LlmCallRecord, UsageSource
 
@@ -156,7 +157,7 @@ class MeteringProxy:
         async def tokenize(text: str) -> int | None:
             if not key:
                 return await backend.tokenize(shared, base_url, model, text)
-            async with aiohttp.ClientSession(trust_env=False, headers={"Authorization": f"Bearer {key}"}) as session:
+            async with server_session(key) as session:
                 return await backend.tokenize(session, base_url, model, text)
 
         return tokenize

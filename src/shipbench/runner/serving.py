@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiohttp
-
 from shipbench.config import ModelConfig
-from shipbench.serving.base import ServingInfo
+from shipbench.serving.base import ServingInfo, server_session
 from shipbench.serving.registry import get_backend
 
 
@@ -31,16 +29,11 @@ def _base(model: ModelConfig) -> str | None:
     return model.upstream_url()
 
 
-def _session(key: str | None) -> aiohttp.ClientSession:
-    headers = {"Authorization": f"Bearer {key}"} if key else None
-    return aiohttp.ClientSession(trust_env=False, headers=headers)
-
-
 async def describe(model: ModelConfig, key: str | None = None) -> ServingInfo | None:
     """What the server says about itself and the model (recorded in trial.json)."""
     if model.serving is None or (base := _base(model)) is None:
         return None
-    async with _session(key) as session:
+    async with server_session(key) as session:
         return await get_backend(model.serving.kind).metadata(session, base, model.model)
 
 
@@ -49,7 +42,7 @@ async def warm_up(model: ModelConfig, key: str | None = None) -> tuple[float | N
     serving = model.serving
     if serving is None or not serving.warmup or (base := _base(model)) is None:
         return None, None
-    async with _session(key) as session:
+    async with server_session(key) as session:
         result = await get_backend(serving.kind).warmup(session, base, model.model, keep_alive=serving.keep_alive)
     return round(result.seconds, 3), result.problem
 
@@ -64,7 +57,7 @@ async def check_loaded(model: ModelConfig, key: str | None = None) -> ServerChec
     backend = get_backend(serving.kind)
     if not backend.capabilities.load_check:
         return ServerCheck(None)
-    async with _session(key) as session:
+    async with server_session(key) as session:
         problem = await backend.check_loaded(session, base, model.model, serving.num_ctx)
         if problem is None:
             return ServerCheck(None)

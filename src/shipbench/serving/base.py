@@ -95,6 +95,11 @@ class HttpResult:
         return f"{what} answered HTTP {self.status}" + (f": {message}" if message else "")
 
 
+def server_session(key: str | None) -> aiohttp.ClientSession:
+    """A session for asking a self-hosted server: its API key (a server started with one) as a Bearer token."""
+    return aiohttp.ClientSession(trust_env=False, headers={"Authorization": f"Bearer {key}"} if key else None)
+
+
 def server_root(base_url: str) -> str:
     """The server's root URL: no trailing slash, no trailing `/v1`."""
     root = base_url.strip().rstrip("/")
