@@ -409,8 +409,10 @@ def test_a_self_hosted_server_is_described_warmed_and_checked_between_phases(
         out = tmp_path / f"out-{served_ctx}"
 
         async def unload_after_phase_one() -> None:  # an idle unload between the phases
-            while not any(out.rglob("one.txt")):
-                await asyncio.sleep(0.05)
+            # phase one's agent writes one.txt after its last call; the harness then reaps it and commits the
+            # workspace before checking the server for phase two: a fine poll of that one path lands in between
+            while not any(out.glob("*/*/workspace/one.txt")):
+                await asyncio.sleep(0.002)
             server.loaded.clear()
 
         watcher = asyncio.create_task(unload_after_phase_one())
