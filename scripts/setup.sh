@@ -42,6 +42,12 @@ apt_packages=()
 command -v rg >/dev/null 2>&1 || apt_packages+=(ripgrep)
 [ -x /usr/bin/bwrap ] || apt_packages+=(bubblewrap)
 [ -x /usr/bin/chromium ] || [ "${SHIPBENCH_SKIP_BROWSER:-0}" = "1" ] || apt_packages+=(chromium)
+# Ruby, Rails 6.1, puma, minitest, webmock, simplecov and rubocop: what `shipbench validate` runs the fixture
+# apps of tests/fixtures/validate with (its tests skip without them). SHIPBENCH_SKIP_RUBY=1 skips them.
+if [ "${SHIPBENCH_SKIP_RUBY:-0}" != "1" ]; then
+  command -v ruby >/dev/null 2>&1 && ruby -e 'require "rails"; require "puma"' >/dev/null 2>&1 && command -v rubocop >/dev/null 2>&1 \
+    || apt_packages+=(ruby-rails puma ruby-minitest ruby-webmock ruby-simplecov rubocop ruby-sqlite3)
+fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${apt_packages[*]} from apt"

@@ -116,6 +116,44 @@ def _unverified_notes(result: AuditResult) -> list[str]:
 
 
 @app.command()
+def validate(
+    project_dir: Annotated[Path, typer.Argument(help="Directory the agent produced (or a trial's workspace).")],
+    task: Annotated[str, typer.Option(help="Built-in task id or a task pack directory.")] = "rails-chat",
+    engine: Annotated[str, typer.Option(help="auto, native or docker (docker: require an engine).")] = "auto",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where validation.json and validation/ go (default: the trial dir of a trial's "
+                     "workspace, else ./shipbench-validate/<project>)."),
+    ] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write validation.json here.")] = None,
+    network: Annotated[
+        bool, typer.Option("--network", help="Let deps download missing gems (the app itself never has network).")
+    ] = False,
+) -> None:
+    """Boot what the agent built and prove what it does: the task's runtime ladder (deps, tests, gates, boot,
+    chat in Chromium against a wire-capturing LLM stand-in, docker). Exit 0 when no stage failed."""
+    from rich.markup import escape
+
+    from shipbench.validate import ValidateInputError, default_out, validate_project
+
+    if engine not in ("auto", "native", "docker"):
+        raise _fail(f"--engine must be auto, native or docker, not {engine!r}")
+    try:
+        pack = load_task(task)
+        root = out or default_out(project_dir)
+        result = validate_project(project_dir, pack, root, engine=engine,  # type: ignore[arg-type]
+                                  network=network, progress=lambda m: err.print(escape(m), highlight=False))
+    except (TaskPackError, ValidateInputError) as exc:
+        raise _fail(escape(str(exc))) from None
+    if json_path is not None:
+        _emit(result.model_dump_json(indent=2), json_path)
+    passed, ran = result.works
+    err.print(f"works: {passed}/{ran} stages passed; {root / 'validation.json'}", highlight=False)
+    if any(s.status == "failed" for s in result.stages):
+        raise typer.Exit(code=1)
+
+
+@app.command()
 def run(
     suite: Annotated[
         Path | None, typer.Argument(help="Suite TOML (default: the bundled demo suite, a REPLAY run).")

@@ -159,6 +159,13 @@ class ExecutorConfig(_C):
     max_retries: int = Field(default=1, ge=0)  # a trial whose node was lost runs again elsewhere this many times
 
 
+class ValidationConfig(_C):
+    """The runtime ladder after the last phase (`shipbench validate`, the task's [validation] stages)."""
+
+    enabled: bool = True
+    network: bool = False  # may deps download missing gems (the app itself never has network)
+
+
 class SuiteConfig(_C):
     name: Annotated[str, AfterValidator(_suite_name)]  # the results directory <out>/<name>
     task: str = "rails-chat"
@@ -171,6 +178,7 @@ class SuiteConfig(_C):
     budget: Budget = Field(default_factory=Budget)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
     provider_concurrency: dict[str, int] = Field(default_factory=dict)
 
     @field_validator("models")

@@ -107,8 +107,13 @@ class ProgressSink(Protocol):
 
     def trial_finished(self, record: TrialRecord, skipped: bool) -> None: ...
 
+    def note(self, trial_id: str, text: str) -> None: ...  # a step after the phases (the runtime ladder)
+
 
 class NullProgress:
+    def note(self, trial_id: str, text: str) -> None:
+        pass
+
     def trial_started(self, trial_id: str, phases: int) -> None:
         pass
 

@@ -68,12 +68,20 @@ class LineProgress:
         if row is not None:
             row.usage, row.cost_usd = usage, cost_usd
 
+    def note(self, trial_id: str, text: str) -> None:
+        row = self.rows.setdefault(trial_id, TrialRow(trial_id))
+        row.phase = text.split(":", 1)[0]
+        if ": " in text and "[" in text:  # a finished stage, not a stage starting
+            self._print(f"[step ] {trial_id} {text}")
+
     def trial_finished(self, record: TrialRecord, skipped: bool) -> None:
         row = self.rows.setdefault(record.trial_id, TrialRow(record.trial_id))
         row.status, row.finished_at = record.status, time.monotonic()
         row.usage, row.cost_usd = record.usage, record.cost_usd
         what = "skip " if skipped else "done "
         score = f" score {record.audit_score} tier {record.audit_tier}" if record.audit_score is not None else ""
+        if record.works_run:
+            score += f" works {record.works_passed}/{record.works_run}"
         reason = f" ({record.status_reason})" if record.status_reason else ""
         self._print(f"[{what.strip()}] {record.trial_id}: {record.status}{reason}{score}")
 
@@ -113,14 +121,16 @@ def make_progress(console: Console) -> LineProgress:
 
 def summary_table(records: list[TrialRecord], title: str = "shipbench results") -> Table:
     table = Table(title=title, title_justify="left")
-    for name in ("trial", "status", "score", "tier", "wall s", "tok in", "tok out", "tok cache r/w", "cost $"):
+    for name in ("trial", "status", "score", "tier", "works", "wall s", "tok in", "tok out", "tok cache r/w",
+                 "cost $"):
         table.add_column(name, justify="left" if name in ("trial", "status") else "right")
     for r in records:
         u = r.usage
         mark = "~" if _estimated(r) else ""  # the server sent no usage: counted or estimated by the proxy
         table.add_row(
             r.trial_id, r.status + (" (infra)" if r.failure_class == "infra" else ""),
-            "-" if r.audit_score is None else str(r.audit_score), r.audit_tier or "-", f"{r.wall_s:.1f}",
+            "-" if r.audit_score is None else str(r.audit_score), r.audit_tier or "-",
+            "-" if not r.works_run else f"{r.works_passed}/{r.works_run}", f"{r.wall_s:.1f}",
             f"{mark}{u.input_tokens}", f"{mark}{u.output_tokens}", f"{u.cache_read_tokens}/{u.cache_write_tokens}",
             "unknown" if r.unpriced_calls else f"{r.cost_usd:.4f}",
         )

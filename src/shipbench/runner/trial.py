@@ -186,6 +186,7 @@ async def _execute(plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: 
         if done.status not in OK_PHASE:
             break
     if final[0] != "infra_error":
+        await _validate(plan, env, record)
         await _audit(plan, env, record, redactor)
     _finish(record, *final)
 
@@ -329,6 +330,27 @@ async def _run_phase(
     _put_phase(record, outcome.record)
     _save(plan, record)
     return outcome
+
+
+async def _validate(plan: TrialPlan, env: RunEnv, record: TrialRecord) -> None:
+    """The task's runtime ladder on the workspace (validate/): validation.json in the trial dir, read by the audit.
+    A ladder that cannot run is recorded on the trial, never a trial failure."""
+    if not plan.suite.validation.enabled or not plan.task.spec.validation.stages:
+        return
+    from shipbench.validate import validate_project
+
+    def say(message: str) -> None:
+        with contextlib.suppress(Exception):  # display errors never reach a trial
+            env.progress.note(plan.trial_id, f"validate {message}")
+
+    try:
+        result = await asyncio.to_thread(validate_project, plan.paths.workspace, plan.task, plan.paths.root,
+                                         network=plan.suite.validation.network, progress=say)
+        record.works_passed, record.works_run = result.works
+        record.validation_error = None
+    except Exception as exc:
+        record.works_passed = record.works_run = None
+        record.validation_error = f"validation failed: {exc!r}"
 
 
 async def _audit(plan: TrialPlan, env: RunEnv, record: TrialRecord, redactor: Redactor) -> None:

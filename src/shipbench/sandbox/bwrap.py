@@ -112,6 +112,17 @@ def _system_args() -> list[str]:
     return args
 
 
+def isolation_args(*, network: bool) -> list[str]:
+    """The namespaces and read-only system trees of a sandbox (no writable path, no command yet), with a
+    network namespace of its own (only `lo`) unless `network`: for other users of bwrap (validate/)."""
+    return [*_namespace_args(), *([] if network else ["--unshare-net"]), *_system_args()]
+
+
+def is_covered(path: Path, extra: list[Path]) -> bool:
+    """`path` is already visible inside isolation_args()'s sandbox, or inside one of `extra`."""
+    return _covered(path, extra)
+
+
 def _covered(path: Path, extra: list[Path]) -> bool:
     """`path` is already visible: inside a bound system tree or one of `extra`."""
     roots = [Path(t).resolve() for t in SYSTEM_TREES if Path(t).is_dir() and not Path(t).is_symlink()]

@@ -169,6 +169,10 @@ class TrialRecord(_Rec):
     audit_score: int | None = None
     audit_tier: str | None = None
     audit_error: str | None = None
+    # the runtime ladder (validation.json): stages passed / stages run; None when it did not run
+    works_passed: int | None = None
+    works_run: int | None = None
+    validation_error: str | None = None
 
 
 def write_atomic(path: Path, text: str) -> None:

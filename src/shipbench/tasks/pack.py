@@ -54,6 +54,14 @@ class RuleFact(_Strict):
     absent: list[str] = Field(default_factory=list)
 
 
+class ValidationSpec(_Strict):
+    """The task's runtime ladder (`shipbench validate`): stage ids of validate/registry.py, in order, and
+    settings the stages read (timeouts, memory limit...)."""
+
+    stages: list[str] = Field(default_factory=list)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
 class TaskSpec(_Strict):
     id: str
     title: str
@@ -63,6 +71,7 @@ class TaskSpec(_Strict):
     requirements: list[Requirement] = Field(min_length=1)
     rubyllm: dict[str, Any] = Field(default_factory=dict)
     facts: dict[str, RuleFact] = Field(default_factory=dict)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
 
 
 class Dimension(_Strict):
@@ -213,9 +222,21 @@ def load_task(name_or_path: str | Path) -> TaskPack:
         unknown = [r for r in (*rule_fact.fired, *rule_fact.absent) if r not in rubric.rules]
         if unknown:
             raise TaskPackError(f"{root / 'task.toml'}: facts.{fact} names unknown rule {unknown[0]!r}")
+    _check_stages(root, spec.validation.stages)
     pack = TaskPack(root.resolve(), spec, rubric)
     _ = pack.checks  # import now so a broken module fails at load time
     return pack
+
+
+def _check_stages(root: Path, stages: list[str]) -> None:
+    from shipbench.validate.registry import STAGES  # the stage modules import the browser driver: only here
+
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise TaskPackError(f"{root / 'task.toml'}: validation.stages names unknown stage {unknown[0]!r} "
+                            f"(known: {', '.join(STAGES)})")
+    if len(set(stages)) != len(stages):
+        raise TaskPackError(f"{root / 'task.toml'}: validation.stages lists a stage twice")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

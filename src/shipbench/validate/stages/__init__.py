@@ -1,0 +1,1 @@
+"""The built-in ladder stages, one module each (registered in validate/registry.py)."""
