@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import shipbench
 from shipbench import __version__
 from shipbench.tasks.pack import TaskPack
 from shipbench.validate.inner import InnerSpec
@@ -243,6 +244,7 @@ def _run_sandboxed(
         "PYTHONDONTWRITEBYTECODE": "1",
         "PLAYWRIGHT_BROWSERS_PATH": "0",
         VALIDATION_ENV: str(ctx.root),  # inherited by everything in the sandbox: how a leak is found
+        "PYTHONPATH": str(Path(shipbench.__file__).resolve().parent.parent),  # the same shipbench as outside
     }
     seen: set[str] = set()
     current: list[str] = []

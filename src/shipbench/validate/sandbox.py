@@ -30,6 +30,9 @@ def python_trees() -> list[Path]:
     for path in sorted({p.resolve() for p in candidates}, key=lambda p: len(p.parts)):
         if path.is_dir() and not is_covered(path, chosen):
             chosen.append(path)
+    prefix = Path(sys.prefix).absolute()  # a venv reached through a symlink: its own path must exist too
+    if prefix.resolve() != prefix and not is_covered(prefix, chosen):
+        chosen.append(prefix)
     return chosen
 
 
